@@ -1,0 +1,297 @@
+package wire
+
+import (
+	"encoding/hex"
+	"fmt"
+)
+
+// Method names of the built-in message kinds. A method name is the first
+// element of every message and selects the Go type of its arguments.
+const (
+	MethodBegin     = "begin"
+	MethodStore     = "store"
+	MethodVote      = "vote"
+	MethodFinish    = "finish"
+	MethodAbort     = "abort"
+	MethodPack      = "pack"
+	MethodHeartbeat = "heartbeat"
+	MethodHello     = "hello"
+	MethodReceived  = "received"
+	MethodVoted     = "voted"
+	MethodApplied   = "applied"
+	MethodFailure   = "failure"
+)
+
+// Message is one application message kind: a pointer to a struct encoded as
+// a CBOR array (`cbor:",toarray"`), whose fields, in order, are the message's
+// arguments. Method names the kind on the wire.
+//
+// toarray needs exact element counts, so a kind never gains or loses a field:
+// a changed kind is a new kind with a new method name (for example
+// "store2"), and both sides keep the old one until no node sends it.
+type Message interface {
+	Method() string
+}
+
+// Payloader is a Message whose last argument is a byte string that travels
+// without being copied: the encoder hands it out as a separate buffer
+// (AppendHead, MarshalBuffers) and the decoder returns it as a slice of the
+// input. Payload must return that last field and SetPayload must set it.
+type Payloader interface {
+	Message
+	Payload() []byte
+	SetPayload(data []byte)
+}
+
+// FromPrimary is a Message sent by a primary to its replicas. Its first
+// argument is the primary's epoch: a node refuses a message whose epoch is
+// lower than the highest it has seen, so a deposed primary cannot write.
+type FromPrimary interface {
+	Message
+	PrimaryEpoch() uint64
+}
+
+// Chain is a chain checksum value: a SHA-256 digest. On the wire it is a
+// byte string of exactly 32 bytes; any other length is malformed.
+type Chain [32]byte
+
+// UnmarshalBinary sets c from a CBOR byte string's contents. The decoder
+// calls it instead of filling the array itself, because the generic array
+// fill would silently truncate or zero-pad a wrong-length value.
+func (c *Chain) UnmarshalBinary(b []byte) error {
+	if len(b) != len(c) {
+		return fmt.Errorf("chain value is %d bytes, want %d", len(b), len(c))
+	}
+	copy(c[:], b)
+	return nil
+}
+
+// String returns the chain value as 64 hex digits.
+func (c Chain) String() string { return hex.EncodeToString(c[:]) }
+
+// FailureCode classifies a replica's failure report. Codes are part of the
+// wire contract: never renumber one, only add.
+type FailureCode uint64
+
+// Failure codes a replica reports in a Failure message.
+const (
+	// FailureUnknown is a failure that fits no other code. Receivers treat
+	// codes they do not know as FailureUnknown, so a newer replica's report
+	// is never lost.
+	FailureUnknown FailureCode = 0
+	// FailureStorage is a local storage error (I/O, disk full, resources).
+	FailureStorage FailureCode = 1
+	// FailureChainMismatch means the replica's chain checksum after applying
+	// a transaction differs from the primary's.
+	FailureChainMismatch FailureCode = 2
+	// FailureProtocol is a malformed, unexpected or undecodable message.
+	FailureProtocol FailureCode = 3
+	// FailureConflict means the replica's data diverges from the primary's,
+	// for example a store whose serial is not the object's current TID.
+	FailureConflict FailureCode = 4
+	// FailureOutOfOrder is a message out of stream order: a gap, a repeated
+	// or unknown seq, or a TID not above the last applied one.
+	FailureOutOfOrder FailureCode = 5
+)
+
+// String returns the code's name, or "code(N)" for a code this version does
+// not know.
+func (c FailureCode) String() string {
+	switch c {
+	case FailureUnknown:
+		return "unknown"
+	case FailureStorage:
+		return "storage"
+	case FailureChainMismatch:
+		return "chain-mismatch"
+	case FailureProtocol:
+		return "protocol"
+	case FailureConflict:
+		return "conflict"
+	case FailureOutOfOrder:
+		return "out-of-order"
+	}
+	return fmt.Sprintf("code(%d)", uint64(c))
+}
+
+// Begin opens transaction Seq on the replicas, with ZODB's transaction
+// metadata. Wire: ["begin", [epoch, seq, user, description, extension]].
+type Begin struct {
+	_           struct{} `cbor:",toarray"`
+	Epoch       uint64
+	Seq         uint64
+	User        []byte
+	Description []byte
+	Extension   []byte
+}
+
+// Store carries one object revision of transaction Seq. Serial is the
+// revision the primary's client based it on (0 for a new object). Data is
+// last so that it is the trailing bytes of the encoding and is never copied
+// by the codec. Wire: ["store", [epoch, seq, oid, serial, data]].
+type Store struct {
+	_      struct{} `cbor:",toarray"`
+	Epoch  uint64
+	Seq    uint64
+	OID    uint64
+	Serial uint64
+	Data   []byte
+}
+
+// Vote asks the replicas to validate transaction Seq.
+// Wire: ["vote", [epoch, seq]].
+type Vote struct {
+	_     struct{} `cbor:",toarray"`
+	Epoch uint64
+	Seq   uint64
+}
+
+// Finish commits transaction Seq at TID; Chain is the primary's chain value
+// after it, which the replica must reproduce.
+// Wire: ["finish", [epoch, seq, tid, chain]].
+type Finish struct {
+	_     struct{} `cbor:",toarray"`
+	Epoch uint64
+	Seq   uint64
+	TID   uint64
+	Chain Chain
+}
+
+// Abort drops transaction Seq. Wire: ["abort", [epoch, seq]].
+type Abort struct {
+	_     struct{} `cbor:",toarray"`
+	Epoch uint64
+	Seq   uint64
+}
+
+// Pack replicates a pack of revisions before TID Before.
+// Wire: ["pack", [epoch, before]].
+type Pack struct {
+	_      struct{} `cbor:",toarray"`
+	Epoch  uint64
+	Before uint64
+}
+
+// Heartbeat tells replicas the primary is alive and its last committed TID.
+// Wire: ["heartbeat", [epoch, last_tid]].
+type Heartbeat struct {
+	_       struct{} `cbor:",toarray"`
+	Epoch   uint64
+	LastTID uint64
+}
+
+// Hello is a replica's greeting: its name, the highest epoch it has seen,
+// and its last committed TID with the chain value there, from which the
+// primary decides to replay, resync or quarantine it.
+// Wire: ["hello", [node, epoch, last_tid, chain]].
+type Hello struct {
+	_       struct{} `cbor:",toarray"`
+	Node    string
+	Epoch   uint64
+	LastTID uint64
+	Chain   Chain
+}
+
+// Received acknowledges that the replica holds the whole transaction TID.
+// Wire: ["received", [tid]].
+type Received struct {
+	_   struct{} `cbor:",toarray"`
+	TID uint64
+}
+
+// Voted acknowledges a successful vote on transaction Seq.
+// Wire: ["voted", [seq]].
+type Voted struct {
+	_   struct{} `cbor:",toarray"`
+	Seq uint64
+}
+
+// Applied acknowledges that transaction TID is committed durably.
+// Wire: ["applied", [tid]].
+type Applied struct {
+	_   struct{} `cbor:",toarray"`
+	TID uint64
+}
+
+// Failure reports that the replica failed to apply transaction Seq (TID, if
+// known, else 0) and has quarantined itself.
+// Wire: ["failure", [seq, tid, code, text]].
+type Failure struct {
+	_    struct{} `cbor:",toarray"`
+	Seq  uint64
+	TID  uint64
+	Code FailureCode
+	Text string
+}
+
+// Method implements Message.
+func (*Begin) Method() string { return MethodBegin }
+
+// Method implements Message.
+func (*Store) Method() string { return MethodStore }
+
+// Method implements Message.
+func (*Vote) Method() string { return MethodVote }
+
+// Method implements Message.
+func (*Finish) Method() string { return MethodFinish }
+
+// Method implements Message.
+func (*Abort) Method() string { return MethodAbort }
+
+// Method implements Message.
+func (*Pack) Method() string { return MethodPack }
+
+// Method implements Message.
+func (*Heartbeat) Method() string { return MethodHeartbeat }
+
+// Method implements Message.
+func (*Hello) Method() string { return MethodHello }
+
+// Method implements Message.
+func (*Received) Method() string { return MethodReceived }
+
+// Method implements Message.
+func (*Voted) Method() string { return MethodVoted }
+
+// Method implements Message.
+func (*Applied) Method() string { return MethodApplied }
+
+// Method implements Message.
+func (*Failure) Method() string { return MethodFailure }
+
+// PrimaryEpoch implements FromPrimary.
+func (m *Begin) PrimaryEpoch() uint64 { return m.Epoch }
+
+// PrimaryEpoch implements FromPrimary.
+func (m *Store) PrimaryEpoch() uint64 { return m.Epoch }
+
+// PrimaryEpoch implements FromPrimary.
+func (m *Vote) PrimaryEpoch() uint64 { return m.Epoch }
+
+// PrimaryEpoch implements FromPrimary.
+func (m *Finish) PrimaryEpoch() uint64 { return m.Epoch }
+
+// PrimaryEpoch implements FromPrimary.
+func (m *Abort) PrimaryEpoch() uint64 { return m.Epoch }
+
+// PrimaryEpoch implements FromPrimary.
+func (m *Pack) PrimaryEpoch() uint64 { return m.Epoch }
+
+// PrimaryEpoch implements FromPrimary.
+func (m *Heartbeat) PrimaryEpoch() uint64 { return m.Epoch }
+
+// Payload implements Payloader: the object data.
+func (m *Store) Payload() []byte { return m.Data }
+
+// SetPayload implements Payloader.
+func (m *Store) SetPayload(data []byte) { m.Data = data }
+
+// builtinKinds returns a prototype of every built-in message kind. It builds
+// a fresh slice each call so that no package-level value can be mutated.
+func builtinKinds() []Message {
+	return []Message{
+		&Begin{}, &Store{}, &Vote{}, &Finish{}, &Abort{}, &Pack{}, &Heartbeat{},
+		&Hello{}, &Received{}, &Voted{}, &Applied{}, &Failure{},
+	}
+}
