@@ -10,7 +10,8 @@ import (
 // transaction finishes or aborts (the caller must not modify them).
 type Storage interface {
 	// Load returns the current data of oid and its serial (the TID that wrote
-	// it). ErrNotFound if the object does not exist.
+	// it). ErrNotFound if the object does not exist; an object stored with
+	// 0 bytes exists and loads as empty data.
 	Load(ctx context.Context, oid OID) (data []byte, serial TID, err error)
 
 	// LoadBefore returns the revision of oid that was current just before
@@ -56,7 +57,8 @@ type Storage interface {
 type Txn interface {
 	// Store stages data as the new revision of oid; serial is the revision
 	// the caller read (0 for a new object). Conflicts are reported by Vote.
-	// Storing an OID again in the same transaction replaces the staged data.
+	// Storing an OID again in the same transaction replaces the staged data
+	// and serial.
 	Store(ctx context.Context, oid OID, serial TID, data []byte) error
 
 	// Vote takes the commit lock (waiting while another transaction holds
@@ -68,7 +70,8 @@ type Txn interface {
 
 	// Finish commits the voted transaction with a new TID, max(now, last+1),
 	// makes it durable, releases the commit lock and returns the TID and
-	// chain checksum.
+	// chain checksum. A transaction that stored nothing commits too: a TID
+	// with its metadata and no records.
 	Finish(ctx context.Context) (Commit, error)
 
 	// FinishAt is Finish with a TID chosen by the caller: the replication

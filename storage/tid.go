@@ -2,6 +2,8 @@ package storage
 
 import (
 	"fmt"
+	"math"
+	"math/bits"
 	"time"
 )
 
@@ -28,11 +30,17 @@ func ParseTID(s string) (TID, error) {
 	return TID(v), nil
 }
 
-// minuteFraction is 2³²/60: one second in units of the low 32 bits.
-const minuteFraction = float64(1<<32) / 60
+// nanosPerMinute is the unit of the low 32 bits: they count 2³²ths of it.
+const nanosPerMinute = 60 * uint64(time.Second)
 
-// TIDFromTime returns the TID for the instant t (converted to UTC). Times
-// before 1900 map to TID 0.
+// maxMinutes is the last minute the high 32 bits can express (in the year
+// 9917).
+const maxMinutes = math.MaxUint32
+
+// TIDFromTime returns the TID for the instant t (converted to UTC), rounded
+// down to the layout's unit (60/2³² s, about 14 ns). Times before 1900 map to
+// TID 0; times after the last expressible minute saturate at the largest
+// TID rather than wrapping to a small one.
 func TIDFromTime(t time.Time) TID {
 	t = t.UTC()
 	if t.Year() < 1900 {
@@ -40,20 +48,24 @@ func TIDFromTime(t time.Time) TID {
 	}
 	minutes := ((((uint64(t.Year())-1900)*12+uint64(t.Month())-1)*31+uint64(t.Day())-1)*24+
 		uint64(t.Hour()))*60 + uint64(t.Minute())
-	seconds := float64(t.Second()) + float64(t.Nanosecond())/1e9
-	frac := uint64(seconds * minuteFraction)
-	if frac > 0xFFFFFFFF {
-		frac = 0xFFFFFFFF
+	if minutes > maxMinutes {
+		return TID(math.MaxUint64)
 	}
+	// Integer arithmetic, so the same instant gives the same TID on every
+	// platform: frac = floor(nanos·2³²/nanosPerMinute) < 2³².
+	nanos := uint64(t.Second())*uint64(time.Second) + uint64(t.Nanosecond())
+	hi, lo := bits.Mul64(nanos, 1<<32)
+	frac, _ := bits.Div64(hi, lo, nanosPerMinute)
 	return TID(minutes<<32 | frac)
 }
 
-// Time returns the instant the TID stands for, in UTC, to the nearest
-// nanosecond the layout can express. A TID that does not name a valid date
-// (for example a 32nd day) is normalised as time.Date does.
+// Time returns the instant the TID stands for, in UTC: the first nanosecond
+// that maps back to it, so TIDFromTime(t.Time()) == t for every TID that
+// names a valid date. A TID that does not name a valid date (for example a
+// 32nd day) is normalised as time.Date does.
 func (t TID) Time() time.Time {
 	minutes := uint64(t) >> 32
-	frac := uint64(t) & 0xFFFFFFFF
+	frac := uint64(t) & math.MaxUint32
 	minute := int(minutes % 60)
 	hours := minutes / 60
 	hour := int(hours % 24)
@@ -62,13 +74,20 @@ func (t TID) Time() time.Time {
 	months := days / 31
 	month := time.Month(months%12) + 1
 	year := int(months/12) + 1900
-	nanos := time.Duration(float64(frac) / minuteFraction * 1e9)
-	return time.Date(year, month, day, hour, minute, 0, 0, time.UTC).Add(nanos)
+	// ceil(frac·nanosPerMinute/2³²); the product fits in 68 bits.
+	hi, lo := bits.Mul64(frac, nanosPerMinute)
+	nanos := hi<<32 | lo>>32
+	if lo&math.MaxUint32 != 0 {
+		nanos++
+	}
+	return time.Date(year, month, day, hour, minute, 0, int(nanos), time.UTC)
 }
 
 // NextTID returns the TID for a transaction committed at now after last:
 // max(TIDFromTime(now), last+1). The result is strictly greater than last
-// even when the clock goes backwards.
+// even when the clock goes backwards, except after the largest TID (in the
+// year 9917), where it wraps to 0: callers that cannot rule that out check
+// the result.
 func NextTID(now time.Time, last TID) TID {
 	if t := TIDFromTime(now); t > last {
 		return t
