@@ -1,0 +1,88 @@
+// Package badgerstore is the local, durable storage.Storage: a badger
+// database in managed mode, where every badger version is a TID chosen by
+// the store. It owns the on-disk layout below and guarantees the
+// storage contract: whole transactions of any size, durability before
+// Finish returns (unless Config.NoSync), strictly increasing TIDs and
+// never-reused OIDs across restarts, and a clear error (wrapping
+// ErrCorrupt), never a panic, for bytes on disk it cannot decode.
+//
+// # Key layout
+//
+// Every key starts with one byte naming its kind; numbers are 8 bytes
+// big-endian, so keys sort in numeric order. Every value carries badger
+// UserMeta 1 (the format version).
+//
+//	o ‖ oid          object data; one badger version per revision, the version is its serial (TID)
+//	t ‖ tid          chain (32 bytes) ‖ user, description, extension (each a 4-byte length, then the bytes); version tid
+//	r ‖ tid          the OIDs the transaction wrote, ascending, 8 bytes each; version tid
+//	i ‖ tid          intent: staging nonce (8) ‖ chain (32) of a staged transaction past its commit point
+//	s ‖ nonce        staged metadata (a t record with a zero chain) of a staged transaction
+//	s ‖ nonce ‖ oid  staged object data
+//	n                the first OID not reserved by NewOID (its own version sequence)
+//	p                the pack horizon (its own version sequence)
+//
+// The last TID is the greatest t key: the transaction record is written
+// atomically with each commit, so it needs no separate key (one that
+// would gain a badger version per commit).
+//
+// # Reads
+//
+// Readers read at the published TID: the newest transaction that is
+// durable (with NoSync: written). Load is a badger Get at that snapshot;
+// LoadBefore(oid, before) walks the versions of o ‖ oid down to the first
+// one below before; Iterator walks t keys and reads each record at
+// exactly its TID.
+//
+// # Commits, durability and group commit
+//
+// Vote takes the commit lock (a channel, so waiting respects the
+// context), checks sizes and conflicts against the newest written
+// transaction, and decides how the transaction is written. Finish
+// chooses the TID (max(now, last+1)), computes the chain and writes the
+// transaction with badger's SyncWrites off, releases the commit lock,
+// then waits for a group sync: one sync round shared by every committer
+// whose write finished before the round started (the first waiter runs
+// it, later arrivals join the next round). A round does what db.Sync does
+// and more: it fsyncs the memtable logs and value log files badger
+// rotated since the previous round (db.Sync misses them), then the
+// current memtable log, and the current value log only when a write
+// since the previous round may have put data there (most commits keep
+// their values inline, so they cost one fsync). Only then is the
+// transaction published and Finish returns. NewOID reservations and Pack
+// wait for a round the same way.
+//
+// # Atomicity of large transactions
+//
+// A transaction that fits well within one badger transaction's limits
+// (count and size, derived from MemTableSize) and whose values all live
+// in the LSM tree (below ValueThreshold) is written as one badger
+// transaction at its TID: badger replays its write-ahead log by whole
+// transactions, so a crash keeps it whole or not at all.
+//
+// Any other transaction (any number of objects, any total size; with
+// NoSync only those too large for one badger transaction) is staged: Vote
+// writes its data under s ‖ nonce in as many badger transactions as
+// needed and syncs them; Finish writes the intent record i ‖ tid — the
+// commit point — and syncs it, then writes the records, the index and
+// the transaction record at version tid in chunks, syncs, deletes the
+// intent and the staged keys. Readers never see the partial writes
+// because the TID is published only after the last chunk is durable. Open
+// repeats the writes of every intent it finds (writing the same version
+// again is harmless) and deletes staged keys without an intent, so a
+// crash anywhere leaves the transaction whole or absent. Value log data is
+// synced before the record that points to it, so a power loss cannot
+// leave a committed record whose value is missing. Staging writes a
+// large transaction's data twice; badger's ErrTxnTooBig never reaches a
+// caller.
+//
+// # Pack
+//
+// Pack(before) persists the horizon h = min(before, last transaction) and
+// makes it badger's discard timestamp, again after every Open (badger
+// does not persist it). With NumVersionsToKeep 1, compaction then keeps,
+// per key, the newest version at or below h and every later one: exactly
+// Pack's semantics. Until compaction gets there, reads filter the
+// revisions older than an object's newest revision at or before h, so
+// results do not depend on compaction. Transaction records, indexes and
+// chain values are separate keys, never superseded, so they are kept.
+package badgerstore

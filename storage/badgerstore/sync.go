@@ -1,0 +1,163 @@
+package badgerstore
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// groupSync shares one sync among concurrent callers. A caller's write
+// is covered only by a sync that starts after the write, so callers that
+// arrive while a round runs join the next round, which one of them runs as
+// soon as the current one ends: every round serves everyone who arrived
+// during the previous one.
+type groupSync struct {
+	fn      func() error
+	mu      sync.Mutex
+	running *syncRound // the round in flight, or nil
+	pending *syncRound // the round that starts after it, or nil
+}
+
+type syncRound struct {
+	done chan struct{}
+	err  error
+}
+
+// wait returns once a sync that started after the call has finished.
+func (g *groupSync) wait() error {
+	g.mu.Lock()
+	r := g.pending
+	if r == nil {
+		r = &syncRound{done: make(chan struct{})}
+		g.pending = r
+	}
+	for {
+		// Under mu, a round is pending, running or done: starting and
+		// finishing one both happen under mu.
+		select {
+		case <-r.done:
+			g.mu.Unlock()
+			return r.err
+		default:
+		}
+		if g.running == nil { // so r is pending: run it
+			g.pending, g.running = nil, r
+			g.mu.Unlock()
+			err := g.fn()
+			g.mu.Lock()
+			r.err = err
+			g.running = nil
+			close(r.done)
+			g.mu.Unlock()
+			return err
+		}
+		cur := g.running
+		g.mu.Unlock()
+		select {
+		case <-cur.done:
+		case <-r.done:
+		}
+		g.mu.Lock()
+	}
+}
+
+// logFiles tracks badger's write-ahead files so a sync covers files that
+// badger rotated away since the previous sync. db.Sync syncs only the
+// current memtable log and value log; with badger's SyncWrites off, a
+// memtable log replaced by a new one (before its flush) or a value log
+// file that filled up is not synced by badger. Rotation creates the file
+// with the next number, so probing for that name detects it cheaply.
+// Only the sync round (one at a time) uses it.
+type logFiles struct {
+	dir  string
+	last map[string]int // extension → highest file number known
+}
+
+// logFormat is how badger names one kind of log file.
+type logFormat struct{ ext, format string }
+
+// logFormats are badger's memtable logs and value logs, value logs first.
+func logFormats() [2]logFormat {
+	return [2]logFormat{{".vlog", "%06d.vlog"}, {".mem", "%05d.mem"}}
+}
+
+func newLogFiles(dir string) (*logFiles, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	lf := &logFiles{dir: dir, last: make(map[string]int)}
+	for _, e := range entries {
+		for _, f := range logFormats() {
+			if n, ok := strings.CutSuffix(e.Name(), f.ext); ok {
+				if id, err := strconv.Atoi(n); err == nil && id > lf.last[f.ext] {
+					lf.last[f.ext] = id
+				}
+			}
+		}
+	}
+	return lf, nil
+}
+
+// syncRotated fsyncs every log file that stopped being current since the
+// previous call: value logs first, so that data a memtable log points to
+// is on disk before the pointer.
+func (lf *logFiles) syncRotated() error {
+	for _, f := range logFormats() {
+		for {
+			next := filepath.Join(lf.dir, fmt.Sprintf(f.format, lf.last[f.ext]+1))
+			if _, err := os.Stat(next); err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					break
+				}
+				return fmt.Errorf("probe %s: %w", next, err)
+			}
+			if err := syncFile(filepath.Join(lf.dir, fmt.Sprintf(f.format, lf.last[f.ext]))); err != nil {
+				return err
+			}
+			lf.last[f.ext]++
+		}
+	}
+	return nil
+}
+
+// syncCurrent fsyncs the current memtable log, after the current value
+// log if vlog is set. On Linux, fsync of a file also writes the pages
+// badger dirtied through its shared memory mapping, so this is what
+// db.Sync does, without the value log fsync when no value went there.
+func (lf *logFiles) syncCurrent(vlog bool) error {
+	for _, f := range logFormats() {
+		if f.ext == ".vlog" && !vlog {
+			continue
+		}
+		if err := syncFile(filepath.Join(lf.dir, fmt.Sprintf(f.format, lf.last[f.ext]))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncFile fsyncs one file; a file badger already removed (a flushed
+// memtable log) needs nothing.
+func syncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open %s for sync: %w", path, err)
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	return nil
+}
