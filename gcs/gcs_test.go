@@ -1,0 +1,66 @@
+package gcs
+
+import (
+	"context"
+	"testing"
+)
+
+func TestBasicMulticast(t *testing.T) {
+	ctx := testContext(t)
+	c := newCluster(t, 1)
+	p := c.node("p", nil)
+	a := c.node("a", nil)
+	b := c.node("b", nil)
+	gp, err := p.Create(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ga, err := a.Join(ctx, "g", "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitView(t, ga, 2)
+	gb, err := b.Join(ctx, "g", "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitView(t, gb, 3)
+	waitView(t, ga, 3)
+	waitView(t, gp, 3)
+	for i := range 100 {
+		if err := gp.Multicast(ctx, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, g := range []*Group{ga, gb} {
+		for i := range 100 {
+			ev := next(t, g)
+			if ev.Kind != EventMessage || ev.Data[0] != byte(i) || ev.Origin != gp.Self() {
+				t.Fatalf("%s: event %d: %v", g.Self(), i, ev)
+			}
+		}
+	}
+	if err := ga.Multicast(ctx, []byte("from a")); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []*Group{gp, gb} {
+		ev := next(t, g)
+		if ev.Kind != EventMessage || string(ev.Data) != "from a" || ev.Origin != ga.Self() {
+			t.Fatalf("%s: %v", g.Self(), ev)
+		}
+	}
+	if err := gb.Send(ctx, gp.Self(), []byte("ack")); err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(t, gp); !ev.Unicast || string(ev.Data) != "ack" || ev.Origin != gb.Self() {
+		t.Fatalf("%v", ev)
+	}
+	if err := ga.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v := waitView(t, gb, 2)
+	if v.Contains(ga.Self()) {
+		t.Fatalf("view %v still has %s", v, ga.Self())
+	}
+	_ = context.Background
+}
