@@ -15,7 +15,7 @@ FUZZTIME   ?= 30s
 BENCHTIME  ?= 1s
 TEST_FLAGS ?=
 
-.PHONY: all build test lint fmt-check vet staticcheck unit bench fuzz clean
+.PHONY: all build test lint fmt-check vet staticcheck unit bench fuzz clean demo
 
 all: build test
 
@@ -60,3 +60,8 @@ fuzz:
 
 clean:
 	rm -rf $(BIN)
+
+# A primary and two replicas in one process on loopback: a workload with
+# multi-megabyte objects, then one replica's disk fails and it is quarantined.
+demo:
+	$(GO) run ./cmd/repld demo

@@ -6,8 +6,11 @@ import (
 
 // Storage is a ZODB-style transactional object store. Implementations are
 // safe for concurrent use. Byte slices returned by reads belong to the
-// caller; byte slices passed to Txn.Store belong to the storage until the
-// transaction finishes or aborts (the caller must not modify them).
+// caller. Byte slices passed to Txn.Store belong to the storage from then
+// on: the caller must not modify them, even after Finish returns, because a
+// replicating storage may still be sending them to replicas (keeping the
+// slice instead of copying it is what lets large objects travel without a
+// copy).
 type Storage interface {
 	// Load returns the current data of oid and its serial (the TID that wrote
 	// it). ErrNotFound if the object does not exist; an object stored with

@@ -23,6 +23,7 @@
 //	abort     [epoch, seq]                                 Abort
 //	pack      [epoch, before]                              Pack
 //	heartbeat [epoch, last_tid]                            Heartbeat
+//	live      [epoch, next_seq, tid]                       Live
 //
 // From a replica to the primary:
 //

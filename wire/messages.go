@@ -15,6 +15,7 @@ const (
 	MethodAbort     = "abort"
 	MethodPack      = "pack"
 	MethodHeartbeat = "heartbeat"
+	MethodLive      = "live"
 	MethodHello     = "hello"
 	MethodReceived  = "received"
 	MethodVoted     = "voted"
@@ -180,6 +181,18 @@ type Heartbeat struct {
 	LastTID uint64
 }
 
+// Live tells one replica that its catch-up is over: every transaction with
+// a seq at or above NextSeq will reach it whole from its begin on the live
+// stream, and its replay ended at TID. Live seqs start at 1, so a replay's
+// seq 0 never collides with them.
+// Wire: ["live", [epoch, next_seq, tid]].
+type Live struct {
+	_       struct{} `cbor:",toarray"`
+	Epoch   uint64
+	NextSeq uint64
+	TID     uint64
+}
+
 // Hello is a replica's greeting: its name, the highest epoch it has seen,
 // and its last committed TID with the chain value there, from which the
 // primary decides to replay, resync or quarantine it.
@@ -246,6 +259,9 @@ func (*Pack) Method() string { return MethodPack }
 func (*Heartbeat) Method() string { return MethodHeartbeat }
 
 // Method implements Message.
+func (*Live) Method() string { return MethodLive }
+
+// Method implements Message.
 func (*Hello) Method() string { return MethodHello }
 
 // Method implements Message.
@@ -281,6 +297,9 @@ func (m *Pack) PrimaryEpoch() uint64 { return m.Epoch }
 // PrimaryEpoch implements FromPrimary.
 func (m *Heartbeat) PrimaryEpoch() uint64 { return m.Epoch }
 
+// PrimaryEpoch implements FromPrimary.
+func (m *Live) PrimaryEpoch() uint64 { return m.Epoch }
+
 // Payload implements Payloader: the object data.
 func (m *Store) Payload() []byte { return m.Data }
 
@@ -291,7 +310,7 @@ func (m *Store) SetPayload(data []byte) { m.Data = data }
 // a fresh slice each call so that no package-level value can be mutated.
 func builtinKinds() []Message {
 	return []Message{
-		&Begin{}, &Store{}, &Vote{}, &Finish{}, &Abort{}, &Pack{}, &Heartbeat{},
+		&Begin{}, &Store{}, &Vote{}, &Finish{}, &Abort{}, &Pack{}, &Heartbeat{}, &Live{},
 		&Hello{}, &Received{}, &Voted{}, &Applied{}, &Failure{},
 	}
 }

@@ -43,6 +43,8 @@ func samples() []sample {
 		{"abort", "Abort drops transaction 8 of epoch 3.", &wire.Abort{Epoch: 3, Seq: 8}},
 		{"pack", "Pack removes revisions superseded before 03ea1b2c3d4e5f61.", &wire.Pack{Epoch: 3, Before: tid2}},
 		{"heartbeat", "Heartbeat from the primary of epoch 3, whose last transaction is 03ea1b2c3d4e5f61.", &wire.Heartbeat{Epoch: 3, LastTID: tid2}},
+		{"live", "Live: the replica's catch-up ended at 03ea1b2c3d4e5f61; transactions from seq 8 reach it on the live stream.",
+			&wire.Live{Epoch: 3, NextSeq: 8, TID: tid2}},
 		{"hello", "Hello from replica-1, which has seen epoch 3 and committed up to 03ea1b2c3d4e5f61 with this chain value.",
 			&wire.Hello{Node: "replica-1", Epoch: 3, LastTID: tid2, Chain: testChain()}},
 		{"received", "Received: the replica holds all of transaction 03ea1b2c3d4e5f61.", &wire.Received{TID: tid2}},
@@ -85,14 +87,14 @@ func TestEveryKindHasASample(t *testing.T) {
 		seen[s.msg.Method()] = true
 	}
 	for _, m := range []string{wire.MethodBegin, wire.MethodStore, wire.MethodVote, wire.MethodFinish, wire.MethodAbort,
-		wire.MethodPack, wire.MethodHeartbeat, wire.MethodHello, wire.MethodReceived, wire.MethodVoted,
+		wire.MethodPack, wire.MethodHeartbeat, wire.MethodLive, wire.MethodHello, wire.MethodReceived, wire.MethodVoted,
 		wire.MethodApplied, wire.MethodFailure} {
 		if !seen[m] {
 			t.Errorf("no sample of %q", m)
 		}
 	}
-	if len(seen) != 12 {
-		t.Errorf("samples cover %d methods, want 12", len(seen))
+	if len(seen) != 13 {
+		t.Errorf("samples cover %d methods, want 13", len(seen))
 	}
 }
 
@@ -151,7 +153,7 @@ func TestEpochIsFirstArgumentOfPrimaryMessages(t *testing.T) {
 	c := newCodec(t, wire.Config{})
 	for _, s := range samples() {
 		fp, ok := s.msg.(wire.FromPrimary)
-		primary := map[string]bool{"begin": true, "store": true, "vote": true, "finish": true, "abort": true, "pack": true, "heartbeat": true}[s.name]
+		primary := map[string]bool{"begin": true, "store": true, "vote": true, "finish": true, "abort": true, "pack": true, "heartbeat": true, "live": true}[s.name]
 		if ok != primary {
 			t.Errorf("%s: implements FromPrimary = %v, want %v", s.name, ok, primary)
 			continue

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/repld/repld/internal/admin"
+	"github.com/repld/repld/primary"
+)
+
+// primaryOptions are the flags of `repld primary`.
+type primaryOptions struct {
+	nodeOptions
+	sync          *choiceValue
+	syncReplicas  int
+	syncTimeout   time.Duration
+	whenShort     *choiceValue
+	heartbeat     time.Duration
+	debugWorkload bool
+}
+
+func newPrimaryCmd(g *globalOptions) *cobra.Command {
+	o := &primaryOptions{
+		sync:      newChoice(primary.Async.String(), primary.Async.String(), primary.Received.String(), primary.Applied.String()),
+		whenShort: newChoice(primary.Block.String(), primary.Block.String(), primary.Degrade.String()),
+	}
+	cmd := &cobra.Command{
+		Use:   "primary --data DIR --listen HOST:PORT --admin HOST:PORT",
+		Short: "Run the primary: commit transactions and stream them to replicas",
+		Long: `Run the primary node. It keeps the authoritative store in --data, creates the
+replication group on --listen (replicas join it there) and serves the admin
+HTTP endpoint on --admin.
+
+--sync says what a commit waits for once it is durable locally: nothing
+(async), --sync-replicas healthy replicas holding it (received) or having
+committed it (applied). A commit waits at most --sync-timeout; with fewer
+healthy replicas than --sync-replicas, --sync-when-short block waits for them
+(up to the timeout) and degrade returns at once. Either way /status shows the
+cluster as degraded.`,
+		Example: `  repld primary --data /var/lib/repld --listen 10.0.0.1:7000 --admin 127.0.0.1:7080
+  repld primary --data ./p --listen 127.0.0.1:7000 --admin 127.0.0.1:7080 --sync applied --sync-replicas 1
+  REPLD_SYNC=received REPLD_SYNC_TIMEOUT=2s repld primary --config /etc/repld/primary.conf`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.setup(cmd)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = log.Sync() }()
+			if err := o.validate(); err != nil {
+				return err
+			}
+			return runPrimary(cmd.Context(), o, log)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.name, "name", "primary", "node name, shown in status and logs")
+	o.addFlags(fs, "address replicas reach the primary at (host:port); required", "")
+	addChoice(cmd, fs, o.sync, "sync", "what a commit waits for after committing locally")
+	fs.IntVar(&o.syncReplicas, "sync-replicas", 1, "how many healthy replicas a received or applied commit waits for (k)")
+	fs.DurationVar(&o.syncTimeout, "sync-timeout", primary.DefaultSyncTimeout, "longest wait for replicas; the commit then returns not-replicated (it is durable locally)")
+	addChoice(cmd, fs, o.whenShort, "sync-when-short", "with fewer than k healthy replicas: block (wait up to --sync-timeout) or degrade (return at once)")
+	fs.DurationVar(&o.heartbeat, "heartbeat", primary.DefaultHeartbeatInterval, "how often replicas are told the last TID (lag measurement) and the registry is saved")
+	fs.BoolVar(&o.debugWorkload, "debug-workload", false, "testing aid: serve POST /debug/commit?txns=N&size=B on the admin endpoint, committing synthetic transactions")
+	_ = fs.MarkHidden("debug-workload")
+	markFileFlags(cmd)
+	return cmd
+}
+
+func (o *primaryOptions) validate() error {
+	errs := []error{o.nodeOptions.validate()}
+	if o.syncReplicas < 1 {
+		errs = append(errs, fmt.Errorf("--sync-replicas %d: use 1 or more (with --sync async it is ignored)", o.syncReplicas))
+	}
+	if o.syncTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--sync-timeout %v: use a positive duration such as 5s", o.syncTimeout))
+	}
+	if o.heartbeat <= 0 {
+		errs = append(errs, fmt.Errorf("--heartbeat %v: use a positive duration such as 1s", o.heartbeat))
+	}
+	return errors.Join(errs...)
+}
+
+func (o *primaryOptions) syncPolicy() (primary.SyncPolicy, error) {
+	mode, err := primary.ParseMode(o.sync.String())
+	if err != nil {
+		return primary.SyncPolicy{}, err
+	}
+	when, err := primary.ParseWhenShort(o.whenShort.String())
+	if err != nil {
+		return primary.SyncPolicy{}, err
+	}
+	return primary.SyncPolicy{Mode: mode, Replicas: o.syncReplicas, Timeout: o.syncTimeout, WhenShort: when}, nil
+}
+
+func runPrimary(ctx context.Context, o *primaryOptions, log *zap.Logger) error {
+	policy, err := o.syncPolicy()
+	if err != nil {
+		return err
+	}
+	tlsCfg, err := o.tlsConfig()
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, o.data, log)
+	if err != nil {
+		return err
+	}
+	node, err := newGCSNode(o.name, o.listen, tlsCfg, log)
+	if err != nil {
+		return errors.Join(err, store.Close())
+	}
+	p, err := primary.Open(ctx, primary.Config{
+		Name:              o.name,
+		DataDir:           o.data,
+		Store:             store,
+		Node:              node,
+		Group:             o.group,
+		Sync:              policy,
+		HeartbeatInterval: o.heartbeat,
+		Logger:            log,
+	})
+	if err != nil {
+		return errors.Join(fmt.Errorf("open primary: %w", err),
+			closeAll(log, namedCloser{"store", store.Close}, namedCloser{"gcs node", node.Close}))
+	}
+	// The primary owns the store from here on; the node goes after it.
+	stop := func() error {
+		return closeAll(log, namedCloser{"primary", p.Close}, namedCloser{"gcs node", node.Close})
+	}
+
+	var handlers map[string]http.Handler
+	if o.debugWorkload {
+		handlers = workloadHandlers(p, log)
+		log.Warn("debug workload endpoint enabled: POST /debug/commit commits synthetic transactions; a testing aid, never for production")
+	}
+	srv, err := admin.Listen(admin.Config{
+		Addr:     o.admin,
+		Status:   func() any { return p.Status() },
+		Store:    p,
+		Gatherer: newRegistry(func() []admin.Sample { return primarySamples(p.Status()) }),
+		Handlers: handlers,
+		Logger:   log.Named("admin"),
+	})
+	if err != nil {
+		return errors.Join(fmt.Errorf("--admin: %w", err), stop())
+	}
+	log.Info("primary serving",
+		zap.String("name", o.name),
+		zap.String("listen", node.Addr().String()),
+		zap.String("admin", srv.Addr().String()),
+		zap.String("group", o.group),
+		zap.Uint64("epoch", p.Epoch()),
+		zap.Stringer("sync", policy.Mode),
+		zap.Int("sync_replicas", policy.Replicas),
+		zap.Bool("tls", tlsCfg != nil))
+	return errors.Join(serveUntilDone(ctx, srv, log), stop())
+}

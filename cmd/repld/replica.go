@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/repld/repld/internal/admin"
+	"github.com/repld/repld/replica"
+)
+
+// replicaOptions are the flags of `repld replica`.
+type replicaOptions struct {
+	nodeOptions
+	primary string
+}
+
+func newReplicaCmd(g *globalOptions) *cobra.Command {
+	o := &replicaOptions{}
+	cmd := &cobra.Command{
+		Use:   "replica --name NAME --data DIR --primary HOST:PORT --admin HOST:PORT",
+		Short: "Run a replica: apply the primary's stream and serve reads",
+		Long: `Run a replica node. It joins the primary's replication group at --primary,
+catches up from what its store in --data already holds, then applies the live
+stream. A replica that fails to apply a transaction (a storage error, a chain
+mismatch, a protocol error) quarantines itself: it stops applying, records
+why in --data and stays quarantined across restarts until released.
+
+--listen is the address of this node's own group-communication listener;
+replicas dial the primary, so the default (a free loopback port) suits most
+setups.`,
+		Example: `  repld replica --name r1 --data /var/lib/repld --primary 10.0.0.1:7000 --admin 127.0.0.1:7081
+  REPLD_NAME=r2 REPLD_DATA=./r2 REPLD_PRIMARY=127.0.0.1:7000 REPLD_ADMIN=127.0.0.1:7082 repld replica`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.setup(cmd)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = log.Sync() }()
+			if err := o.validate(); err != nil {
+				return err
+			}
+			return runReplica(cmd.Context(), o, log)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.name, "name", "", "node name, unique among the primary's replicas; required")
+	fs.StringVar(&o.primary, "primary", "", "the primary's --listen address (host:port); required")
+	o.addFlags(fs, "address of this node's group-communication listener (host:port)", "127.0.0.1:0")
+	markFileFlags(cmd)
+	return cmd
+}
+
+func (o *replicaOptions) validate() error {
+	errs := []error{o.nodeOptions.validate()}
+	if o.primary == "" {
+		errs = append(errs, errors.New("--primary is required: give the primary's --listen address, e.g. 127.0.0.1:7000 (or set REPLD_PRIMARY)"))
+	} else if _, _, err := net.SplitHostPort(o.primary); err != nil {
+		errs = append(errs, fmt.Errorf("--primary %q is not host:port (%v); use e.g. 127.0.0.1:7000", o.primary, err))
+	}
+	return errors.Join(errs...)
+}
+
+func runReplica(ctx context.Context, o *replicaOptions, log *zap.Logger) error {
+	tlsCfg, err := o.tlsConfig()
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, o.data, log)
+	if err != nil {
+		return err
+	}
+	node, err := newGCSNode(o.name, o.listen, tlsCfg, log)
+	if err != nil {
+		return errors.Join(err, store.Close())
+	}
+	r, err := replica.Open(ctx, replica.Config{
+		Name:    o.name,
+		DataDir: o.data,
+		Store:   store,
+		Node:    node,
+		Primary: o.primary,
+		Group:   o.group,
+		Logger:  log,
+	})
+	if err != nil {
+		return errors.Join(fmt.Errorf("open replica: %w", err),
+			closeAll(log, namedCloser{"store", store.Close}, namedCloser{"gcs node", node.Close}))
+	}
+	// The replica owns the store from here on; the node goes after it.
+	stop := func() error {
+		return closeAll(log, namedCloser{"replica", r.Close}, namedCloser{"gcs node", node.Close})
+	}
+	srv, err := admin.Listen(admin.Config{
+		Addr:     o.admin,
+		Status:   func() any { return r.Status() },
+		Health:   func() error { return replicaHealth(r.Status()) },
+		Store:    r.ReadView(),
+		Gatherer: newRegistry(func() []admin.Sample { return replicaSamples(r.Status()) }),
+		Logger:   log.Named("admin"),
+	})
+	if err != nil {
+		return errors.Join(fmt.Errorf("--admin: %w", err), stop())
+	}
+	log.Info("replica serving",
+		zap.String("name", o.name),
+		zap.String("primary", o.primary),
+		zap.String("listen", node.Addr().String()),
+		zap.String("admin", srv.Addr().String()),
+		zap.String("group", o.group),
+		zap.Bool("tls", tlsCfg != nil))
+	return errors.Join(serveUntilDone(ctx, srv, log), stop())
+}

@@ -1,0 +1,312 @@
+package primary
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/repld/repld/storage"
+	"github.com/repld/repld/storage/storagetest"
+	"github.com/repld/repld/wire"
+)
+
+func TestConformance(t *testing.T) {
+	storagetest.Run(t, storagetest.Harness{Open: func(t *testing.T) storage.Storage {
+		p, _ := newTestNet(t).openPrimary(newMem(t), t.TempDir(), nil)
+		return p
+	}})
+}
+
+// TestConformanceReplicated runs the suite with a replica attached that
+// acknowledges, in applied mode, and checks after each subtest that the
+// replica received exactly the primary's history.
+func TestConformanceReplicated(t *testing.T) {
+	storagetest.Run(t, storagetest.Harness{Open: func(t *testing.T) storage.Storage {
+		n := newTestNet(t)
+		p, _ := n.openPrimary(newMem(t), t.TempDir(), func(c *Config) {
+			c.Sync = SyncPolicy{Mode: Applied, Replicas: 1, WhenShort: Block}
+		})
+		f := n.join("r1", true)
+		f.hello(1, 0, storage.Checksum{})
+		waitFor(t, "r1 healthy", func() bool { r, _ := replicaState(p, "r1"); return r.State == "healthy" })
+		t.Cleanup(func() {
+			if p.ctx.Err() == nil {
+				f.check(p)
+			}
+		})
+		return p
+	}})
+}
+
+func TestSyncWithoutReplicas(t *testing.T) {
+	n := newTestNet(t)
+	p, _ := n.openPrimary(newMem(t), t.TempDir(), nil)
+	ctx := t.Context()
+
+	// Async: no replica needed.
+	if _, err := commitOne(ctx, p, 1, 0, []byte("a")); err != nil {
+		t.Fatalf("async commit: %v", err)
+	}
+	// Block: times out, but the commit is durable locally.
+	block := WithSync(ctx, SyncPolicy{Mode: Applied, Replicas: 1, Timeout: 50 * time.Millisecond, WhenShort: Block})
+	c, err := commitOne(block, p, 2, 0, []byte("b"))
+	if !errors.Is(err, ErrNotReplicated) || c.TID == 0 {
+		t.Fatalf("blocking commit with no replica = %v, %v; want a commit and ErrNotReplicated", c, err)
+	}
+	if data, serial, err := p.Load(ctx, 2); err != nil || serial != c.TID || string(data) != "b" {
+		t.Fatalf("Load after ErrNotReplicated = %q, %s, %v", data, serial, err)
+	}
+	// Degrade: returns at once (an hour-long timeout would hang the test).
+	degrade := WithSync(ctx, SyncPolicy{Mode: Received, Replicas: 2, Timeout: time.Hour, WhenShort: Degrade})
+	if _, err := commitOne(degrade, p, 3, 0, []byte("c")); err != nil {
+		t.Fatalf("degrading commit: %v", err)
+	}
+	if st := p.Status(); st.Sync.Degraded || st.Counters.NotReplicated != 1 || st.Counters.Commits != 3 {
+		t.Fatalf("status = %+v; async primary is not degraded, one commit not replicated, three commits", st)
+	}
+}
+
+func TestDegradedStatus(t *testing.T) {
+	n := newTestNet(t)
+	p, _ := n.openPrimary(newMem(t), t.TempDir(), func(c *Config) {
+		c.Sync = SyncPolicy{Mode: Applied, Replicas: 1, Timeout: time.Hour, WhenShort: Degrade}
+	})
+	if _, err := commitOne(t.Context(), p, 1, 0, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Status(); !st.Sync.Degraded || st.Sync.Healthy != 0 || st.Sync.Mode != "applied" {
+		t.Fatalf("sync status = %+v; want degraded", st.Sync)
+	}
+	f := n.join("r1", true)
+	f.hello(1, 0, storage.Checksum{})
+	waitFor(t, "not degraded", func() bool { return !p.Status().Sync.Degraded })
+	if _, err := commitOne(t.Context(), p, 2, 0, []byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	f.check(p)
+}
+
+// TestSyncNeedsAcks: a healthy replica that never acknowledges makes an
+// applied commit time out, and an acknowledging one satisfies it.
+func TestSyncNeedsAcks(t *testing.T) {
+	n := newTestNet(t)
+	p, _ := n.openPrimary(newMem(t), t.TempDir(), func(c *Config) {
+		c.Sync = SyncPolicy{Mode: Applied, Replicas: 1, Timeout: 100 * time.Millisecond}
+	})
+	silent := n.join("silent", false)
+	silent.hello(1, 0, storage.Checksum{})
+	waitFor(t, "silent healthy", func() bool { r, _ := replicaState(p, "silent"); return r.State == "healthy" })
+	if _, err := commitOne(t.Context(), p, 1, 0, []byte("x")); !errors.Is(err, ErrNotReplicated) {
+		t.Fatalf("commit with a silent replica: %v; want ErrNotReplicated", err)
+	}
+	acker := n.join("acker", true)
+	acker.hello(1, 0, storage.Checksum{})
+	waitFor(t, "acker healthy", func() bool { r, _ := replicaState(p, "acker"); return r.State == "healthy" })
+	c, err := commitOne(WithSync(t.Context(), SyncPolicy{Mode: Applied, Timeout: waitBound}), p, 2, 0, []byte("y"))
+	if err != nil {
+		t.Fatalf("commit with an acknowledging replica: %v", err)
+	}
+	if r, _ := replicaState(p, "acker"); r.LastAppliedTID < c.TID {
+		t.Fatalf("acker applied %s after Finish of %s returned", r.LastAppliedTID, c.TID)
+	}
+	acker.check(p)
+	silent.check(p)
+}
+
+// TestStoreTooLarge: data that cannot be sent is refused before the local
+// store sees it.
+func TestStoreTooLarge(t *testing.T) {
+	n := newTestNet(t)
+	p, _ := n.openPrimary(newMem(t), t.TempDir(), func(c *Config) { c.Fragment = 64 })
+	ctx := t.Context()
+	big := bytes.Repeat([]byte{7}, 65535*(64-5)+1)
+	txn, err := p.Begin(ctx, storage.TxnMeta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Store(ctx, 1, 0, big); !errors.Is(err, storage.ErrTooLarge) {
+		t.Fatalf("Store of %d bytes with 64-byte fragments = %v; want ErrTooLarge", len(big), err)
+	}
+	if err := txn.Store(ctx, 2, 0, []byte("small")); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Vote(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := txn.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.Load(ctx, 1); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Load of the refused object = %v; want ErrNotFound", err)
+	}
+}
+
+// TestCatchUpUnderLoad: replicas that join while committers run receive
+// every transaction exactly once, in order: the replay, then the live
+// stream, with in-flight transactions replayed whole.
+func TestCatchUpUnderLoad(t *testing.T) {
+	n := newTestNet(t)
+	p, _ := n.openPrimary(newMem(t), t.TempDir(), nil)
+	ctx := t.Context()
+	for i := range 500 {
+		if _, err := commitOne(ctx, p, storage.OID(1000+i), 0, bytes.Repeat([]byte{byte(i)}, i*5)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	errs := make(chan error, 4)
+	for w := range 4 {
+		wg.Go(func() {
+			var serial storage.TID
+			for i := 0; i < 2000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c, err := commitOne(ctx, p, storage.OID(w+1), serial, []byte{byte(i)})
+				if err != nil {
+					errs <- err
+					return
+				}
+				serial = c.TID
+			}
+		})
+	}
+	fakes := []*fake{n.join("r1", true), n.join("r2", false)}
+	for _, f := range fakes {
+		f.hello(1, 0, storage.Checksum{})
+	}
+	for _, f := range fakes {
+		waitFor(t, f.name+" healthy", func() bool { r, _ := replicaState(p, f.name); return r.State == "healthy" })
+	}
+	// Let live traffic flow before stopping.
+	start := p.Status().Counters.Commits
+	waitFor(t, "more commits", func() bool { return p.Status().Counters.Commits >= start+200 || len(errs) > 0 })
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, f := range fakes {
+		f.check(p)
+	}
+	if got := p.Status().Counters.Replayed; got < 2*500 {
+		t.Errorf("replayed %d transactions; want at least the 500 committed before each replica joined", got)
+	}
+}
+
+// TestHelloDivergence: replicas whose history differs are quarantined with
+// a reason naming the TID, and stay quarantined across a primary restart.
+func TestHelloDivergence(t *testing.T) {
+	n := newTestNet(t)
+	store := newMem(t)
+	dir := t.TempDir()
+	p, node := n.openPrimary(store, dir, nil)
+	ctx := t.Context()
+	var commits []storage.Commit
+	for i := range 5 {
+		c, err := commitOne(ctx, p, storage.OID(i+1), 0, []byte("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		commits = append(commits, c)
+	}
+	wrong := commits[2].Chain
+	wrong[0] ^= 1
+	extra := commits[4].TID + 1
+	cases := []struct {
+		name  string
+		epoch uint64
+		tid   storage.TID
+		chain storage.Checksum
+		code  string
+		want  string
+	}{
+		{"changed", 1, commits[2].TID, wrong, CodeDivergent, "chain differs at tid " + commits[2].TID.String()},
+		{"extra", 1, extra, commits[4].Chain, CodeDivergent, "replica has tid " + extra.String() + " the primary does not have"},
+		{"newer", 2, commits[4].TID, commits[4].Chain, CodeNewerEpoch, "epoch 2"},
+	}
+	for _, c := range cases {
+		f := n.join(c.name, true)
+		f.hello(c.epoch, c.tid, c.chain)
+	}
+	good := n.join("good", true)
+	good.hello(1, commits[1].TID, commits[1].Chain)
+	for _, c := range cases {
+		waitFor(t, c.name+" quarantined", func() bool { r, _ := replicaState(p, c.name); return r.State == "quarantined" })
+		r, _ := replicaState(p, c.name)
+		if r.Quarantine.Code != c.code || !strings.Contains(r.Quarantine.Reason, c.want) {
+			t.Errorf("%s: quarantine %+v; want code %s and a reason containing %q", c.name, r.Quarantine, c.code, c.want)
+		}
+	}
+	waitFor(t, "good healthy", func() bool { r, _ := replicaState(p, "good"); return r.State == "healthy" })
+	if got := p.Status().Counters.Quarantines; got != 3 {
+		t.Errorf("quarantines counter = %d; want 3", got)
+	}
+
+	// Restart the primary on the same store: quarantines survive, the
+	// rest start disconnected.
+	inner := p.inner
+	p.inner = nopClose{inner}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	node.Close()
+	p2, _ := n.openPrimary(inner, dir, nil)
+	for _, c := range cases {
+		if r, _ := replicaState(p2, c.name); r.State != "quarantined" || r.Quarantine == nil || !strings.Contains(r.Quarantine.Reason, c.want) {
+			t.Errorf("after restart %s is %+v", c.name, r)
+		}
+	}
+	if r, _ := replicaState(p2, "good"); r.State != "disconnected" {
+		t.Errorf("after restart good is %q; want disconnected", r.State)
+	}
+}
+
+// nopClose keeps a store open across a Primary's Close, to restart a
+// primary on the same in-memory store.
+type nopClose struct{ storage.Storage }
+
+func (nopClose) Close() error { return nil }
+
+// TestFailureReport: a replica reporting failure is quarantined; commits go
+// on; it stays quarantined when it says hello again.
+func TestFailureReport(t *testing.T) {
+	n := newTestNet(t)
+	p, _ := n.openPrimary(newMem(t), t.TempDir(), func(c *Config) {
+		c.Sync = SyncPolicy{Mode: Applied, Replicas: 1, Timeout: waitBound}
+	})
+	f := n.join("r1", true)
+	f.hello(1, 0, storage.Checksum{})
+	waitFor(t, "r1 healthy", func() bool { r, _ := replicaState(p, "r1"); return r.State == "healthy" })
+	c, err := commitOne(t.Context(), p, 1, 0, []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.sender.Send(t.Context(), f.to, &wire.Failure{Seq: 9, TID: uint64(c.TID), Code: 1, Text: "disk full"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "r1 quarantined", func() bool { r, _ := replicaState(p, "r1"); return r.State == "quarantined" })
+	r, _ := replicaState(p, "r1")
+	if r.Quarantine.Code != "storage" || r.Quarantine.TID != c.TID || !strings.Contains(r.Quarantine.Reason, "disk full") {
+		t.Fatalf("quarantine = %+v", r.Quarantine)
+	}
+	// Commits go on, degraded (degrade would return at once; block waits).
+	short := WithSync(t.Context(), SyncPolicy{Mode: Applied, Timeout: time.Hour, WhenShort: Degrade})
+	if _, err := commitOne(short, p, 2, 0, []byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	f.hello(1, c.TID, c.Chain)
+	if _, err := commitOne(short, p, 3, 0, []byte("z")); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := replicaState(p, "r1"); r.State != "quarantined" {
+		t.Fatalf("after a new hello r1 is %s", r.State)
+	}
+}

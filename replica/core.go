@@ -1,0 +1,463 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/repld/repld/storage"
+	"github.com/repld/repld/wire"
+)
+
+// errStopped is returned by core.step when its context ended during a
+// storage call: the replica is shutting down, which is not a failure.
+var errStopped = errors.New("replica: stopped")
+
+// coreEnv is what the apply state machine does outside itself. The driver
+// implements it over gcs and files; tests record the calls.
+type coreEnv interface {
+	// send queues an acknowledgement or failure report for the primary.
+	// In pipelined mode Applied is sent from finishing goroutines.
+	send(m wire.Message)
+	// saveEpoch persists a higher epoch before anything of it is applied.
+	saveEpoch(epoch uint64) error
+	// saveQuarantine persists the quarantine marker.
+	saveQuarantine(q Quarantine) error
+	// applied reports a committed transaction; in pipelined mode it is
+	// called from finishing goroutines, possibly out of TID order.
+	applied(tid storage.TID)
+	// wake makes the driver call step or checkFinished soon: a pipelined
+	// finish failed.
+	wake()
+	// now is the clock of quarantine times.
+	now() time.Time
+}
+
+// pending is one transaction being received: its local transaction and
+// whether its vote arrived.
+type pending struct {
+	seq   uint64
+	txn   storage.Txn
+	voted bool
+}
+
+// core is the replica's apply state machine: it takes the primary's
+// messages in stream order and turns them into storage calls,
+// acknowledgements and, on any failure, a quarantine. It has no goroutines,
+// network or clock of its own, so scripts drive it in tests. Used by one
+// goroutine.
+type core struct {
+	store storage.Storage
+	env   coreEnv
+	log   *zap.Logger
+
+	epoch   uint64
+	lastTID storage.TID
+	// live is set by the primary's live message; nextSeq is its first live
+	// seq. Before it only seq-0 replays are applied.
+	live    bool
+	nextSeq uint64
+	// inflight holds live transactions by seq; replay the one seq-0
+	// transaction being replayed.
+	inflight map[uint64]*pending
+	replay   *pending
+	// primaryTID is the primary's last TID from its heartbeats.
+	primaryTID storage.TID
+	quarantine *Quarantine
+
+	refusedEpoch uint64
+
+	// pipeline makes finish hand FinishAt to a goroutine once Vote holds
+	// the commit lock, so the next transaction's write overlaps this one's
+	// sync (group commit). finishing counts those goroutines; finishFail
+	// is the first failure one of them met.
+	pipeline   bool
+	finishing  sync.WaitGroup
+	finishMu   sync.Mutex
+	finishFail *failure
+}
+
+func newCore(store storage.Storage, env coreEnv, log *zap.Logger, epoch uint64, lastTID storage.TID, q *Quarantine) *core {
+	return &core{store: store, env: env, log: log, epoch: epoch, lastTID: lastTID, quarantine: q, inflight: map[uint64]*pending{}}
+}
+
+// pipelineFailure returns the failure of a pipelined finish, if any.
+func (c *core) pipelineFailure() *failure {
+	c.finishMu.Lock()
+	defer c.finishMu.Unlock()
+	return c.finishFail
+}
+
+// drain waits for every pipelined finish and returns the first failure:
+// afterwards the store holds every transaction handed to it.
+func (c *core) drain() *failure {
+	c.finishing.Wait()
+	return c.pipelineFailure()
+}
+
+// checkFinished quarantines the replica if a pipelined finish failed.
+func (c *core) checkFinished(ctx context.Context) {
+	if f := c.pipelineFailure(); f != nil && c.quarantine == nil && ctx.Err() == nil {
+		c.fail(ctx, f)
+	}
+}
+
+// resetSession aborts every transaction in progress and forgets that the
+// replica was live: a new session with the primary starts with hello.
+func (c *core) resetSession(ctx context.Context) {
+	c.abortAll(ctx)
+	c.checkFinished(ctx)
+	c.live, c.nextSeq = false, 0
+}
+
+// abortAll aborts every local transaction in progress. Abort errors are
+// logged only: the transactions are dropped either way.
+func (c *core) abortAll(ctx context.Context) {
+	c.finishing.Wait()
+	ctx = context.WithoutCancel(ctx)
+	for seq, p := range c.inflight {
+		if err := p.txn.Abort(ctx); err != nil {
+			c.log.Warn("abort", zap.Uint64("seq", seq), zap.Error(err))
+		}
+	}
+	clear(c.inflight)
+	if c.replay != nil {
+		if err := c.replay.txn.Abort(ctx); err != nil {
+			c.log.Warn("abort replay", zap.Error(err))
+		}
+		c.replay = nil
+	}
+}
+
+// failure is a reason to quarantine: what failed, where.
+type failure struct {
+	seq  uint64
+	tid  storage.TID
+	code wire.FailureCode
+	err  error
+}
+
+// protocolf returns a protocol failure.
+func protocolf(seq uint64, format string, args ...any) *failure {
+	return &failure{seq: seq, code: wire.FailureProtocol, err: fmt.Errorf(format, args...)}
+}
+
+// outOfOrderf returns a failure for a message out of stream order.
+func outOfOrderf(seq uint64, format string, args ...any) *failure {
+	return &failure{seq: seq, code: wire.FailureOutOfOrder, err: fmt.Errorf(format, args...)}
+}
+
+// storageFailure classifies a storage error.
+func storageFailure(seq uint64, tid storage.TID, op string, err error) *failure {
+	code := wire.FailureStorage
+	switch {
+	case errors.Is(err, storage.ErrChainMismatch):
+		code = wire.FailureChainMismatch
+	case errors.Is(err, storage.ErrConflict):
+		code = wire.FailureConflict
+	case errors.Is(err, storage.ErrTIDOrder):
+		code = wire.FailureOutOfOrder
+	}
+	return &failure{seq: seq, tid: tid, code: code, err: fmt.Errorf("%s: %w", op, err)}
+}
+
+// step applies one message from the primary. It returns errStopped if ctx
+// ended during a storage call, and nil otherwise: every failure has been
+// turned into a quarantine.
+func (c *core) step(ctx context.Context, m wire.Message) error {
+	c.checkFinished(ctx)
+	if c.quarantine != nil {
+		return nil
+	}
+	f := c.apply(ctx, m)
+	if f == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return errStopped
+	}
+	c.fail(ctx, f)
+	return nil
+}
+
+// protocolError quarantines the replica for a message that could not be
+// reassembled or decoded.
+func (c *core) protocolError(ctx context.Context, err error) {
+	if c.quarantine == nil {
+		c.fail(ctx, &failure{code: wire.FailureProtocol, err: err})
+	}
+}
+
+// fail aborts everything in progress, persists the quarantine marker and
+// reports the failure to the primary.
+func (c *core) fail(ctx context.Context, f *failure) {
+	c.abortAll(ctx)
+	if pf := c.pipelineFailure(); pf != nil {
+		f = pf // the earlier failure, in stream order
+	}
+	q := Quarantine{Reason: f.err.Error(), Code: f.code.String(), Seq: f.seq, TID: f.tid, Time: c.env.now().UTC()}
+	c.quarantine = &q
+	c.log.Error("quarantined", zap.String("reason", q.Reason), zap.String("code", q.Code),
+		zap.Uint64("seq", q.Seq), zap.Stringer("tid", q.TID))
+	if err := c.env.saveQuarantine(q); err != nil {
+		// Nothing more can be done: the replica stays quarantined in
+		// memory and the primary records it too.
+		c.log.Error("cannot persist the quarantine marker", zap.Error(err))
+	}
+	c.env.send(&wire.Failure{Seq: f.seq, TID: uint64(f.tid), Code: f.code, Text: q.Reason})
+}
+
+// apply checks the epoch and dispatches m.
+func (c *core) apply(ctx context.Context, m wire.Message) *failure {
+	fp, ok := m.(wire.FromPrimary)
+	if !ok {
+		return protocolf(0, "unexpected %q message from the primary", m.Method())
+	}
+	switch e := fp.PrimaryEpoch(); {
+	case e < c.epoch:
+		c.refusedEpoch++
+		c.log.Warn("refused a message from an older epoch", zap.String("method", m.Method()),
+			zap.Uint64("epoch", e), zap.Uint64("current", c.epoch))
+		return nil
+	case e > c.epoch:
+		if err := c.env.saveEpoch(e); err != nil {
+			return &failure{code: wire.FailureStorage, err: err}
+		}
+		c.log.Info("new primary epoch", zap.Uint64("epoch", e), zap.Uint64("previous", c.epoch))
+		c.epoch = e
+	}
+	switch m := m.(type) {
+	case *wire.Begin:
+		return c.begin(ctx, m)
+	case *wire.Store:
+		return c.storeRecord(ctx, m)
+	case *wire.Vote:
+		return c.vote(m)
+	case *wire.Finish:
+		return c.finish(ctx, m)
+	case *wire.Abort:
+		return c.abort(ctx, m)
+	case *wire.Pack:
+		return c.pack(ctx, m)
+	case *wire.Heartbeat:
+		c.primaryTID = storage.TID(m.LastTID)
+		return nil
+	case *wire.Live:
+		return c.goLive(m)
+	}
+	return protocolf(0, "unexpected %q message from the primary", m.Method())
+}
+
+// txnFor returns the transaction a store, vote, finish or abort belongs to,
+// or nil if the message is to be ignored: a live transaction before the
+// replica is live, or one the primary sends again as a replay because the
+// replica missed its begin.
+func (c *core) txnFor(method string, seq uint64) (*pending, *failure) {
+	if seq == 0 {
+		if c.replay == nil {
+			return nil, outOfOrderf(0, "replayed %s without its begin", method)
+		}
+		return c.replay, nil
+	}
+	if p := c.inflight[seq]; p != nil {
+		return p, nil
+	}
+	if !c.live || seq < c.nextSeq {
+		return nil, nil
+	}
+	return nil, outOfOrderf(seq, "%s of transaction seq %d without its begin", method, seq)
+}
+
+func (c *core) begin(ctx context.Context, m *wire.Begin) *failure {
+	if m.Seq == 0 {
+		if c.replay != nil {
+			return outOfOrderf(0, "replayed begin while another replayed transaction is open")
+		}
+	} else {
+		if !c.live || m.Seq < c.nextSeq {
+			return nil
+		}
+		if c.inflight[m.Seq] != nil {
+			return outOfOrderf(m.Seq, "second begin of transaction seq %d", m.Seq)
+		}
+	}
+	txn, err := c.store.Begin(ctx, storage.TxnMeta{User: m.User, Description: m.Description, Extension: m.Extension})
+	if err != nil {
+		return storageFailure(m.Seq, 0, "begin", err)
+	}
+	p := &pending{seq: m.Seq, txn: txn}
+	if m.Seq == 0 {
+		c.replay = p
+	} else {
+		c.inflight[m.Seq] = p
+	}
+	return nil
+}
+
+func (c *core) storeRecord(ctx context.Context, m *wire.Store) *failure {
+	p, f := c.txnFor(m.Method(), m.Seq)
+	if p == nil {
+		return f
+	}
+	if p.voted {
+		return outOfOrderf(m.Seq, "store of %s after the vote of transaction seq %d", storage.OID(m.OID), m.Seq)
+	}
+	serial := storage.TID(m.Serial)
+	if m.Seq == 0 {
+		if f := c.drain(); f != nil {
+			return f
+		}
+		// A replay carries no serial: the record replaces whatever is
+		// current here, which, when the histories agree, is what was
+		// current on the primary. The chain check at finish proves it.
+		_, cur, err := c.store.Load(ctx, storage.OID(m.OID))
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			cur = 0
+		case err != nil:
+			return storageFailure(0, 0, fmt.Sprintf("load %s for a replayed store", storage.OID(m.OID)), err)
+		}
+		serial = cur
+	}
+	if err := p.txn.Store(ctx, storage.OID(m.OID), serial, m.Data); err != nil {
+		return storageFailure(m.Seq, 0, fmt.Sprintf("store %s", storage.OID(m.OID)), err)
+	}
+	return nil
+}
+
+// vote only acknowledges: the local commit lock is taken at finish, because
+// votes of later transactions may precede the finish of an earlier one.
+func (c *core) vote(m *wire.Vote) *failure {
+	if m.Seq == 0 {
+		return outOfOrderf(0, "vote in a replayed transaction")
+	}
+	p, f := c.txnFor(m.Method(), m.Seq)
+	if p == nil {
+		return f
+	}
+	if p.voted {
+		return outOfOrderf(m.Seq, "second vote of transaction seq %d", m.Seq)
+	}
+	p.voted = true
+	c.env.send(&wire.Voted{Seq: m.Seq})
+	return nil
+}
+
+func (c *core) finish(ctx context.Context, m *wire.Finish) *failure {
+	p, f := c.txnFor(m.Method(), m.Seq)
+	if p == nil {
+		return f
+	}
+	tid := storage.TID(m.TID)
+	if m.Seq != 0 && !p.voted {
+		return outOfOrderf(m.Seq, "finish of transaction seq %d (%s) before its vote", m.Seq, tid)
+	}
+	c.forget(p)
+	c.env.send(&wire.Received{TID: m.TID})
+	if err := p.txn.Vote(ctx); err != nil {
+		p.txn.Abort(context.WithoutCancel(ctx))
+		return storageFailure(m.Seq, tid, fmt.Sprintf("vote of %s", tid), err)
+	}
+	// Vote waited for the previous finish to write or give up; a failed
+	// one recorded its failure before releasing the lock, so it is seen
+	// here and nothing is committed on top of it.
+	if f := c.pipelineFailure(); f != nil {
+		p.txn.Abort(context.WithoutCancel(ctx))
+		return f
+	}
+	c.lastTID = tid
+	chain := storage.Checksum(m.Chain)
+	if !c.pipeline {
+		return c.commit(ctx, p.txn, m.Seq, tid, chain)
+	}
+	c.finishing.Add(1)
+	go func() {
+		defer c.finishing.Done()
+		if f := c.commit(ctx, p.txn, m.Seq, tid, chain); f != nil && ctx.Err() == nil {
+			c.env.wake()
+		}
+	}()
+	return nil
+}
+
+// commit finishes a voted transaction at tid, or records and returns the
+// failure (before the abort releases the commit lock).
+func (c *core) commit(ctx context.Context, txn storage.Txn, seq uint64, tid storage.TID, chain storage.Checksum) *failure {
+	if _, err := txn.FinishAt(ctx, tid, chain); err != nil {
+		f := storageFailure(seq, tid, fmt.Sprintf("finish at %s", tid), err)
+		if ctx.Err() == nil {
+			c.finishMu.Lock()
+			if c.finishFail == nil {
+				c.finishFail = f
+			}
+			c.finishMu.Unlock()
+		}
+		txn.Abort(context.WithoutCancel(ctx))
+		return f
+	}
+	c.env.applied(tid)
+	c.env.send(&wire.Applied{TID: uint64(tid)})
+	return nil
+}
+
+func (c *core) abort(ctx context.Context, m *wire.Abort) *failure {
+	if m.Seq == 0 {
+		return outOfOrderf(0, "abort of a replayed transaction")
+	}
+	p, f := c.txnFor(m.Method(), m.Seq)
+	if p == nil {
+		return f
+	}
+	c.forget(p)
+	if err := p.txn.Abort(ctx); err != nil {
+		return storageFailure(m.Seq, 0, "abort", err)
+	}
+	return nil
+}
+
+// forget removes p from the transactions in progress.
+func (c *core) forget(p *pending) {
+	if p == c.replay {
+		c.replay = nil
+	} else {
+		delete(c.inflight, p.seq)
+	}
+}
+
+// pack applies a replicated pack. Before the replica is live it is ignored:
+// the replay that follows comes from the packed store anyway.
+func (c *core) pack(ctx context.Context, m *wire.Pack) *failure {
+	if !c.live {
+		return nil
+	}
+	if f := c.drain(); f != nil {
+		return f
+	}
+	if err := c.store.Pack(ctx, storage.TID(m.Before)); err != nil {
+		return storageFailure(0, 0, fmt.Sprintf("pack before %s", storage.TID(m.Before)), err)
+	}
+	return nil
+}
+
+func (c *core) goLive(m *wire.Live) *failure {
+	if f := c.drain(); f != nil {
+		return f
+	}
+	switch {
+	case c.live:
+		return protocolf(0, "second live message in one session")
+	case m.NextSeq == 0:
+		return protocolf(0, "live with next seq 0 (live seqs start at 1)")
+	case c.replay != nil:
+		return outOfOrderf(0, "live in the middle of a replayed transaction")
+	case storage.TID(m.TID) != c.lastTID:
+		return outOfOrderf(0, "live after %s but the replica's last transaction is %s", storage.TID(m.TID), c.lastTID)
+	}
+	c.live, c.nextSeq = true, m.NextSeq
+	c.log.Info("live", zap.Uint64("next_seq", m.NextSeq), zap.Stringer("tid", c.lastTID))
+	return nil
+}
