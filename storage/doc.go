@@ -29,4 +29,10 @@
 //     before and every later one; older revisions are gone afterwards (reads
 //     that would have returned them report ErrNotFound). Transaction
 //     metadata and chain values are kept for every TID.
+//
+// Two optional capabilities serve comparing nodes: ObjectLister (the
+// current state of an OID range at a snapshot, in one pass) and TxnSeeker
+// (the transaction next to a TID, for bisecting histories). The local
+// stores, the read-only view and the primary have both; ListObjects,
+// TxnAtOrBefore and TxnAfter work on any Storage.
 package storage

@@ -17,6 +17,33 @@
 //	                   transaction. 404 when the node does not have that TID, 400
 //	                   for a malformed one.
 //
+// The data endpoints, with which replctl compares nodes without copying
+// their data (TIDs and OIDs as 16 hex digits; 400 for a malformed
+// parameter, 404 for what the node does not have):
+//
+//	GET /chain/before?tid=HEX  {"tid","chain"}: the newest committed TID <= tid
+//	                           (tid 0 and the zero chain if none).
+//	GET /chain/after?tid=HEX   the oldest committed TID > tid; 404 if none.
+//	GET /txn?tid=HEX           the transaction: tid, chain, user, description,
+//	                           extension (base64) and its records as
+//	                           {"oid","size","sha256"}; 404 if absent.
+//	GET /digest?at=&from=&to=&parts=N
+//	                           the state as of snapshot at (default: the last
+//	                           transaction; 404 past it) over OIDs [from, to]
+//	                           (default: all) split into N equal sub-ranges
+//	                           (N <= 4096, fewer if the range is smaller), each
+//	                           {"from","to","count","digest"} with digest =
+//	                           SHA-256 over oid (8 BE) ‖ serial (8 BE) ‖
+//	                           SHA-256(data) of its objects in OID order.
+//	GET /objects?at=&from=&to=&limit=N
+//	                           the objects of the range as {"oid","serial",
+//	                           "sha256","size"}, at most limit (default 1000,
+//	                           at most 10000), and "more" when the range
+//	                           holds more.
+//
+// /digest and /objects need a store that is a storage.ObjectLister (501
+// otherwise); /status also reports the admin address as "admin".
+//
 // Config.Handlers adds more routes (the commands use it for testing aids).
 //
 // # Guarantees

@@ -171,6 +171,11 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /status", s.handleStatus)
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /chain", s.handleChain)
+	mux.HandleFunc("GET /chain/before", s.handleChainBefore)
+	mux.HandleFunc("GET /chain/after", s.handleChainAfter)
+	mux.HandleFunc("GET /txn", s.handleTxn)
+	mux.HandleFunc("GET /digest", s.handleDigest)
+	mux.HandleFunc("GET /objects", s.handleObjects)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{
 		ErrorLog:      zap.NewStdLog(s.cfg.Logger.Named("metrics")),
 		ErrorHandling: promhttp.ContinueOnError,
@@ -182,7 +187,25 @@ func (s *Server) routes() http.Handler {
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, _ *http.Request) {
-	WriteJSON(w, http.StatusOK, s.cfg.Status())
+	WriteJSON(w, http.StatusOK, withAdmin(s.cfg.Status(), s.ln.Addr().String()))
+}
+
+// withAdmin adds the admin address to a status that encodes as a JSON
+// object without an "admin" field, so a tool that found the node by one
+// address learns the one it serves on; anything else is left as it is.
+func withAdmin(status any, addr string) any {
+	b, err := json.Marshal(status)
+	if err != nil {
+		return status // WriteJSON reports it
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(b, &fields) != nil || fields == nil {
+		return status
+	}
+	if _, ok := fields["admin"]; !ok {
+		fields["admin"], _ = json.Marshal(addr)
+	}
+	return fields
 }
 
 func (s *Server) health() error {

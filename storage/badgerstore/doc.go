@@ -31,7 +31,9 @@
 // durable (with NoSync: written). Load is a badger Get at that snapshot;
 // LoadBefore(oid, before) walks the versions of o ‖ oid down to the first
 // one below before; Iterator walks t keys and reads each record at
-// exactly its TID.
+// exactly its TID. Objects (the current state of an OID range at a
+// snapshot) is one iteration over the range's o keys at the snapshot, and
+// TxnAtOrBefore and TxnAfter are one seek over the t keys.
 //
 // # Commits, durability and group commit
 //

@@ -15,7 +15,9 @@ var ErrInjected = errors.New("faultstore: injected failure")
 // Op names an operation faults can be injected into.
 type Op int
 
-// The operations. OpNext is TransactionIterator.Next.
+// The operations. OpNext is TransactionIterator.Next; OpObjects and
+// OpTxnSeek are the optional capabilities storage.ObjectLister and
+// storage.TxnSeeker (both of its methods).
 const (
 	OpLoad Op = iota + 1
 	OpLoadBefore
@@ -31,6 +33,8 @@ const (
 	OpVote
 	OpFinish
 	OpFinishAt
+	OpObjects
+	OpTxnSeek
 	numOps
 )
 
@@ -49,6 +53,8 @@ var opNames = [numOps]string{
 	OpVote:            "vote",
 	OpFinish:          "finish",
 	OpFinishAt:        "finish at",
+	OpObjects:         "objects",
+	OpTxnSeek:         "transaction seek",
 }
 
 // String names the operation as error messages do.

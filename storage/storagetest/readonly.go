@@ -3,6 +3,7 @@ package storagetest
 import (
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -58,6 +59,9 @@ func RunReadOnly(t *testing.T, h ReadOnlyHarness) {
 				t.Fatalf("sync(%s): %v", tid, err)
 			}
 			m.check(t, r)
+			if l, ok := r.(storage.ObjectLister); ok && listsObjects(t, l) {
+				m.checkObjects(t, l, 0, math.MaxUint64, tid)
+			}
 		}
 	})
 	t.Run("Closed", func(t *testing.T) {

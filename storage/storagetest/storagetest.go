@@ -52,6 +52,7 @@ func Run(t *testing.T, h Harness) {
 		{"NewOID", testNewOID},
 		{"ObjectSizes", testObjectSizes},
 		{"Copies", testCopies},
+		{"Objects", testObjects},
 		{"Closed", testClosed},
 		{"Persistence", testPersistence},
 	}
