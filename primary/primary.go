@@ -72,7 +72,9 @@ type Primary struct {
 	inflight map[uint64]*flight
 	replicas map[string]*replica
 	members  map[gcs.MemberID]*replica
-	changed  chan struct{} // closed and replaced when acks or states change
+	// waiters are the commits waiting for their sync policy; an
+	// acknowledgement wakes only those it may satisfy.
+	waiters  map[*syncWaiter]struct{}
 	index    commitIndex
 	dirty    bool // the registry changed since it was saved
 	warnedAt time.Time
@@ -149,7 +151,7 @@ func Open(ctx context.Context, cfg Config) (*Primary, error) {
 		cfg: cfg, inner: cfg.Store, log: cfg.Logger.Named("primary"), epoch: epoch,
 		group: group, sender: sender, recv: recv, ts: newTurnstile(),
 		inflight: make(map[uint64]*flight), replicas: make(map[string]*replica),
-		members: make(map[gcs.MemberID]*replica), changed: make(chan struct{}),
+		members: make(map[gcs.MemberID]*replica), waiters: make(map[*syncWaiter]struct{}),
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.lastChosen.Store(uint64(last))
@@ -211,10 +213,56 @@ func (p *Primary) send(to gcs.MemberID, m wire.Message) error {
 	return err
 }
 
-// notifyLocked wakes the commits waiting for acknowledgements. p.mu is held.
+// notifyLocked wakes every commit waiting for its sync policy: a replica's
+// state changed, which may change how many are healthy. p.mu is held.
 func (p *Primary) notifyLocked() {
-	close(p.changed)
-	p.changed = make(chan struct{})
+	for w := range p.waiters {
+		w.signal()
+	}
+}
+
+// syncWaiter is a commit waiting for its sync policy.
+type syncWaiter struct {
+	tid  storage.TID
+	pol  SyncPolicy
+	wake chan struct{} // buffered: a signal is never lost nor blocks
+}
+
+func (w *syncWaiter) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ackedLocked wakes the commits that an acknowledgement of tid (applied or
+// only received) may have satisfied, and no other: with many commits in
+// flight, waking them all for every acknowledgement costs more than the
+// acknowledgements themselves. p.mu is held.
+func (p *Primary) ackedLocked(tid storage.TID, applied bool) {
+	for w := range p.waiters {
+		if w.tid > tid || (!applied && w.pol.Mode != Received) {
+			continue
+		}
+		if _, acked := p.countLocked(w.tid, w.pol.Mode); acked >= w.pol.Replicas {
+			w.signal()
+		}
+	}
+}
+
+// countLocked returns how many replicas are healthy and how many of those
+// acknowledged tid as mode asks. p.mu is held.
+func (p *Primary) countLocked(tid storage.TID, mode Mode) (healthy, acked int) {
+	for _, r := range p.replicas {
+		if r.state != StateHealthy {
+			continue
+		}
+		healthy++
+		if r.lastApplied >= tid || (mode == Received && r.lastReceived >= tid) {
+			acked++
+		}
+	}
+	return healthy, acked
 }
 
 // Status returns a snapshot for /status and metrics.
@@ -348,19 +396,19 @@ func (p *Primary) waitSync(ctx context.Context, tid storage.TID) error {
 	}
 	timer := time.NewTimer(pol.Timeout)
 	defer timer.Stop()
+	// Registered before the first count, so no change after it is missed.
+	w := &syncWaiter{tid: tid, pol: pol, wake: make(chan struct{}, 1)}
+	p.mu.Lock()
+	p.waiters[w] = struct{}{}
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.waiters, w)
+		p.mu.Unlock()
+	}()
 	for {
 		p.mu.Lock()
-		healthy, acked := 0, 0
-		for _, r := range p.replicas {
-			if r.state != StateHealthy {
-				continue
-			}
-			healthy++
-			if r.lastApplied >= tid || (pol.Mode == Received && r.lastReceived >= tid) {
-				acked++
-			}
-		}
-		changed := p.changed
+		healthy, acked := p.countLocked(tid, pol.Mode)
 		p.mu.Unlock()
 		if acked >= pol.Replicas {
 			return nil
@@ -373,7 +421,7 @@ func (p *Primary) waitSync(ctx context.Context, tid storage.TID) error {
 		}
 		var why error
 		select {
-		case <-changed:
+		case <-w.wake:
 			continue
 		case <-timer.C:
 			why = fmt.Errorf("timed out after %v", pol.Timeout)

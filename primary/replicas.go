@@ -107,7 +107,9 @@ func (p *Primary) onAck(from gcs.MemberID, tid storage.TID, applied bool) {
 		r.lastApplied = max(r.lastApplied, tid)
 	}
 	p.dirty = true
-	p.notifyLocked()
+	if r.state == StateHealthy {
+		p.ackedLocked(tid, applied)
+	}
 }
 
 // onFailure quarantines a replica that reported a failure.

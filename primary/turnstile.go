@@ -17,15 +17,15 @@ import (
 // a known point.
 type turnstile struct {
 	mu   sync.Mutex
-	cond sync.Cond
-	next uint64        // ticket whose turn it is
-	sold atomic.Uint64 // tickets handed out; apart from mu, so Vote never waits for a turn
+	next uint64 // ticket whose turn it is
+	// waiting holds the tickets waiting for their turn; each turn wakes
+	// only the next one (a commit's finishers arrive together, out of order).
+	waiting map[uint64]chan struct{}
+	sold    atomic.Uint64 // tickets handed out; apart from mu, so Vote never waits for a turn
 }
 
 func newTurnstile() *turnstile {
-	t := &turnstile{next: 1}
-	t.cond.L = &t.mu
-	return t
+	return &turnstile{next: 1, waiting: make(map[uint64]chan struct{})}
 }
 
 // ticket hands out the next ticket. The caller holds the store's commit
@@ -39,14 +39,21 @@ func (t *turnstile) ticket() uint64 { return t.sold.Add(1) }
 func (t *turnstile) enter(n uint64) {
 	t.mu.Lock()
 	for t.next != n {
-		t.cond.Wait()
+		ch := make(chan struct{})
+		t.waiting[n] = ch
+		t.mu.Unlock()
+		<-ch
+		t.mu.Lock()
 	}
 }
 
 // leave ends the current turn and lets the next ticket in.
 func (t *turnstile) leave() {
 	t.next++
-	t.cond.Broadcast()
+	if ch, ok := t.waiting[t.next]; ok {
+		delete(t.waiting, t.next)
+		close(ch)
+	}
 	t.mu.Unlock()
 }
 

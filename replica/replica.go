@@ -53,8 +53,11 @@ type Replica struct {
 	// finishes send applied acknowledgements from their goroutines.
 	sender    *msgstream.Sender
 	primaryID gcs.MemberID
-	// appliedSent is the highest TID acknowledged as applied, under mu.
-	appliedSent storage.TID
+	// appliedSent is the highest TID acknowledged as applied and
+	// appliedMax the highest applied, under mu; ackSending is set while one
+	// finishing goroutine sends applied acknowledgements for the others.
+	appliedSent, appliedMax storage.TID
+	ackSending              bool
 	// wakeRun interrupts the run goroutine's wait for the next event,
 	// under mu.
 	wakeRun context.CancelFunc
@@ -438,22 +441,31 @@ func (r *Replica) flush(ctx context.Context) {
 // send implements coreEnv. Voted waits for a flush (nobody waits for it);
 // received and failure go out at once, since the primary may be waiting
 // for them. Applied comes from finishing goroutines, possibly out of
-// order, and is sent only when it is the highest yet: it acknowledges
-// every TID up to its own.
+// order, and acknowledges every TID up to its own (a sync that covers one
+// transaction covers every earlier one), so only the highest is sent: the
+// goroutines that a sync round wakes together leave their TIDs to the one
+// already sending, which sends the highest when its send returns.
 func (r *Replica) send(m wire.Message) {
 	switch m := m.(type) {
 	case *wire.Voted:
 		r.acks = append(r.acks, m)
 	case *wire.Applied:
 		r.mu.Lock()
-		higher := storage.TID(m.TID) > r.appliedSent
-		if higher {
-			r.appliedSent = storage.TID(m.TID)
+		r.appliedMax = max(r.appliedMax, storage.TID(m.TID))
+		if r.ackSending {
+			r.mu.Unlock()
+			return
 		}
+		r.ackSending = true
+		for r.appliedMax > r.appliedSent {
+			tid := r.appliedMax
+			r.appliedSent = tid
+			r.mu.Unlock()
+			r.sendTo(r.ctx, &wire.Applied{TID: uint64(tid)})
+			r.mu.Lock()
+		}
+		r.ackSending = false
 		r.mu.Unlock()
-		if higher {
-			r.sendTo(r.ctx, m)
-		}
 	default:
 		r.sendNow(r.ctx, m)
 	}

@@ -275,7 +275,16 @@ func (s *Store) durable() error {
 	if s.cfg.NoSync {
 		return nil
 	}
-	return s.syncer.wait()
+	return s.syncer.wait(false)
+}
+
+// committed is durable for a commit that released the commit lock: its
+// sync round may wait for the commits queued behind it.
+func (s *Store) committed() error {
+	if s.cfg.NoSync {
+		return nil
+	}
+	return s.syncer.wait(true)
 }
 
 // readTxn is a read-only badger transaction at the published snapshot.

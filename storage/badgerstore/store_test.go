@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -170,7 +172,7 @@ func TestGroupSync(t *testing.T) {
 			defer wg.Done()
 			for range 200 {
 				before := started.Load()
-				if err := g.wait(); err != nil {
+				if err := g.wait(false); err != nil {
 					t.Error(err)
 					return
 				}
@@ -185,4 +187,63 @@ func TestGroupSync(t *testing.T) {
 	if rounds := started.Load(); rounds > 16*200 {
 		t.Fatalf("%d rounds for %d waits", rounds, 16*200)
 	}
+}
+
+// A committer's round waits for the commits queued on the commit lock, so
+// that one sync covers them too, but no longer than the previous round
+// took.
+func TestGroupSyncDefers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var rounds atomic.Int64
+		g := &groupSync{fn: func() error {
+			rounds.Add(1)
+			time.Sleep(time.Millisecond)
+			return nil
+		}, lastRound: time.Millisecond}
+		g.enqueue() // a transaction holds the commit lock and will write
+		done := make(chan error, 2)
+		go func() { done <- g.wait(true) }()
+		synctest.Wait()
+		if n := rounds.Load(); n != 0 {
+			t.Fatalf("%d rounds while a commit was about to write", n)
+		}
+		g.enqueue()                          // another one queues behind it
+		g.dequeue()                          // the first one wrote...
+		go func() { done <- g.wait(true) }() // ...and waits too
+		synctest.Wait()
+		if n := rounds.Load(); n != 0 {
+			t.Fatalf("%d rounds while a commit was queued", n)
+		}
+		g.dequeue() // the last one gave up without writing
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := rounds.Load(); n != 1 {
+			t.Fatalf("%d rounds for two committers, want 1", n)
+		}
+
+		// A commit that stays queued delays a round by the previous
+		// round's duration at most; callers holding the commit lock do
+		// not wait for it.
+		g.enqueue()
+		for _, deferrable := range []bool{true, false} {
+			start := time.Now()
+			if err := g.wait(deferrable); err != nil {
+				t.Fatal(err)
+			}
+			want := time.Millisecond // the round
+			if deferrable {
+				want += g.lastRound
+			}
+			if waited := time.Since(start); waited != want {
+				t.Fatalf("deferrable %v: waited %v, want %v", deferrable, waited, want)
+			}
+		}
+		g.dequeue()
+		if n := rounds.Load(); n != 3 {
+			t.Fatalf("%d rounds, want 3", n)
+		}
+	})
 }

@@ -9,18 +9,35 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
+
+// maxDefer bounds how long a sync round waits for commits about to write.
+const maxDefer = 2 * time.Millisecond
 
 // groupSync shares one sync among concurrent callers. A caller's write
 // is covered only by a sync that starts after the write, so callers that
 // arrive while a round runs join the next round, which one of them runs as
 // soon as the current one ends: every round serves everyone who arrived
 // during the previous one.
+//
+// A committer whose round would start while other transactions hold or
+// wait for the commit lock lets it wait for their writes, up to the
+// duration of the previous round (at most maxDefer): commits that arrive
+// one after another, as a replica applies them or as committers queue on
+// the commit lock, then share one sync instead of each starting its own
+// and making the next wait for it.
 type groupSync struct {
 	fn      func() error
 	mu      sync.Mutex
 	running *syncRound // the round in flight, or nil
 	pending *syncRound // the round that starts after it, or nil
+	// queued counts the transactions that hold or wait for the commit
+	// lock and have not written; changed, when not nil, is closed when it
+	// drops. lastRound is how long the previous round took.
+	queued    int
+	changed   chan struct{}
+	lastRound time.Duration
 }
 
 type syncRound struct {
@@ -28,14 +45,43 @@ type syncRound struct {
 	err  error
 }
 
-// wait returns once a sync that started after the call has finished.
-func (g *groupSync) wait() error {
+// enqueue counts a transaction that waits for the commit lock (and then
+// holds it); dequeue ends its count once it wrote or released the lock.
+func (g *groupSync) enqueue() {
+	g.mu.Lock()
+	g.queued++
+	g.mu.Unlock()
+}
+
+func (g *groupSync) dequeue() {
+	g.mu.Lock()
+	g.queued--
+	if g.changed != nil {
+		close(g.changed)
+		g.changed = nil
+	}
+	g.mu.Unlock()
+}
+
+// wait returns once a sync that started after the call has finished. A
+// committer (deferrable) may hold its round back for queued commits; the
+// other callers hold the commit lock or must not wait for it.
+func (g *groupSync) wait(deferrable bool) error {
 	g.mu.Lock()
 	r := g.pending
 	if r == nil {
 		r = &syncRound{done: make(chan struct{})}
 		g.pending = r
 	}
+	var (
+		deadline time.Time
+		timer    *time.Timer // reused: a committer may defer several times
+	)
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		// Under mu, a round is pending, running or done: starting and
 		// finishing one both happen under mu.
@@ -45,11 +91,38 @@ func (g *groupSync) wait() error {
 			return r.err
 		default:
 		}
+		if g.running == nil && deferrable && g.queued > 0 && g.lastRound > 0 {
+			now := time.Now()
+			if deadline.IsZero() {
+				deadline = now.Add(min(g.lastRound, maxDefer))
+			}
+			if d := deadline.Sub(now); d > 0 {
+				if g.changed == nil {
+					g.changed = make(chan struct{})
+				}
+				changed := g.changed
+				g.mu.Unlock()
+				if timer == nil {
+					timer = time.NewTimer(d)
+				} else {
+					timer.Reset(d)
+				}
+				select {
+				case <-changed:
+				case <-r.done:
+				case <-timer.C:
+				}
+				g.mu.Lock()
+				continue
+			}
+		}
 		if g.running == nil { // so r is pending: run it
 			g.pending, g.running = nil, r
 			g.mu.Unlock()
+			start := time.Now()
 			err := g.fn()
 			g.mu.Lock()
+			g.lastRound = time.Since(start)
 			r.err = err
 			g.running = nil
 			close(r.done)

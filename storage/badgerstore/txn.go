@@ -73,18 +73,22 @@ func (t *txn) Vote(ctx context.Context) error {
 		return err
 	}
 	defer s.opMu.RUnlock()
+	s.syncer.enqueue()
 	select {
 	case s.commitLock <- struct{}{}:
 	case <-ctx.Done():
 		t.state = stateDone
+		s.syncer.dequeue()
 		return fmt.Errorf("badgerstore: vote: waiting for the commit lock: %w", ctx.Err())
 	case <-s.closing:
 		t.state = stateDone
+		s.syncer.dequeue()
 		return fmt.Errorf("badgerstore: vote: %w", storage.ErrClosed)
 	}
 	if err := t.validate(); err != nil {
 		t.state = stateDone
 		<-s.commitLock
+		s.syncer.dequeue()
 		return fmt.Errorf("badgerstore: vote: %w", err)
 	}
 	t.state = stateVoted
@@ -228,6 +232,7 @@ func (t *txn) finish(ctx context.Context, tid storage.TID, expect storage.Checks
 	if err != nil {
 		t.state = stateDone
 		<-s.commitLock
+		s.syncer.dequeue()
 		return storage.Commit{}, fmt.Errorf("badgerstore: finish at %s: %w", tid, err)
 	}
 	s.lastChain = chain
@@ -242,9 +247,10 @@ func (t *txn) finish(ctx context.Context, tid storage.TID, expect storage.Checks
 	}
 	t.state = stateDone
 	<-s.commitLock
+	s.syncer.dequeue()
 
 	// Group commit: wait, without the lock, for a sync that covers the write.
-	if err := s.durable(); err != nil {
+	if err := s.committed(); err != nil {
 		return storage.Commit{}, fmt.Errorf("badgerstore: finish at %s: %w", tid, err)
 	}
 	if t.staged {
@@ -374,6 +380,7 @@ func (t *txn) Abort(ctx context.Context) error {
 			t.s.opMu.RUnlock()
 		}
 		<-t.s.commitLock
+		t.s.syncer.dequeue()
 	}
 	t.state = stateDone
 	return nil
