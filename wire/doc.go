@@ -33,6 +33,17 @@
 //	applied   [tid]                                        Applied
 //	failure   [seq, tid, code, text]                       Failure
 //
+// Between a storage client and a node's client port (package
+// storage/remote and internal/clientserver; each request carries a
+// client-chosen id that its answers repeat, see client.go):
+//
+//	c.load c.loadbefore c.history c.last c.chain c.iterate   reads, [id, ..., at_least]
+//	c.newoid c.pack c.role                                   [id, ...]
+//	c.begin c.store c.vote c.finish c.finishat c.abort       a transaction, [id, txn, ...]
+//	c.ok c.error c.data c.num c.commit c.roleis              answers
+//	c.rev c.txn c.rec                                        items of a streamed answer
+//	c.inval   [tid, oids]                                    pushed after each commit
+//
 // Integers (epoch, seq, oid, serial, tid, code) are unsigned; user,
 // description, extension and data are byte strings; node, text and method
 // are text strings; chain is a byte string of exactly 32 bytes (Chain).

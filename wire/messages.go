@@ -309,8 +309,8 @@ func (m *Store) SetPayload(data []byte) { m.Data = data }
 // builtinKinds returns a prototype of every built-in message kind. It builds
 // a fresh slice each call so that no package-level value can be mutated.
 func builtinKinds() []Message {
-	return []Message{
+	return append([]Message{
 		&Begin{}, &Store{}, &Vote{}, &Finish{}, &Abort{}, &Pack{}, &Heartbeat{}, &Live{},
 		&Hello{}, &Received{}, &Voted{}, &Applied{}, &Failure{},
-	}
+	}, clientKinds()...)
 }

@@ -32,7 +32,7 @@ const (
 func testChain() wire.Chain { return wire.Chain(sha256.Sum256([]byte("repld chain"))) }
 
 func samples() []sample {
-	return []sample{
+	return append([]sample{
 		{"begin", "Begin opens transaction seq 7 of epoch 3 with ZODB metadata (extension is a pickled empty dict).",
 			&wire.Begin{Epoch: 3, Seq: 7, User: []byte("alice"), Description: []byte("add a page"), Extension: []byte{0x80, 0x04, 0x7d, 0x94, 0x2e}}},
 		{"store", "Store carries object 0x10 of transaction 7, based on revision 03ea1b2c3d4e5f60; data is the payload, last.",
@@ -52,7 +52,7 @@ func samples() []sample {
 		{"applied", "Applied: transaction 03ea1b2c3d4e5f61 is durable on the replica.", &wire.Applied{TID: tid2}},
 		{"failure", "Failure: applying transaction 7 (03ea1b2c3d4e5f61) gave a different chain value; the replica quarantined itself.",
 			&wire.Failure{Seq: 7, TID: tid2, Code: wire.FailureChainMismatch, Text: "chain mismatch at 03ea1b2c3d4e5f61"}},
-	}
+	}, clientSamples()...)
 }
 
 func newCodec(t testing.TB, cfg wire.Config) *wire.Codec {
@@ -93,8 +93,8 @@ func TestEveryKindHasASample(t *testing.T) {
 			t.Errorf("no sample of %q", m)
 		}
 	}
-	if len(seen) != 13 {
-		t.Errorf("samples cover %d methods, want 13", len(seen))
+	if want := 13 + len(clientSamples()); len(seen) != want {
+		t.Errorf("samples cover %d methods, want %d", len(seen), want)
 	}
 }
 

@@ -1,0 +1,165 @@
+package clientserver
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/repld/repld/internal/clientproto"
+	"github.com/repld/repld/storage"
+	"github.com/repld/repld/wire"
+)
+
+// txnQueue bounds the requests queued for one transaction; the client
+// waits for an answer after its stores, so only stores queue up.
+const txnQueue = 64
+
+// worker runs one transaction of a connection: its requests in order, on
+// a goroutine of its own, because Vote may wait for the commit lock while
+// the connection's other requests go on.
+type worker struct {
+	ops chan wire.Message
+}
+
+// begin starts transaction m.Txn.
+func (c *conn) begin(m *wire.CBegin) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.txns == nil:
+		return nil // the connection is ending
+	case c.txns[m.Txn] != nil:
+		return fmt.Errorf("transaction %d begun while open", m.Txn)
+	case len(c.txns) >= c.s.cfg.MaxTxns:
+		c.sendErr(m.ID, fmt.Errorf("%d transactions open on one connection: finish or abort one first", len(c.txns)))
+		return nil
+	}
+	w := &worker{ops: make(chan wire.Message, txnQueue)}
+	c.txns[m.Txn] = w
+	c.wg.Add(1)
+	go c.runTxn(m, w)
+	return nil
+}
+
+// toTxn queues a request of transaction txn.
+func (c *conn) toTxn(txn, id uint64, m wire.Message) error {
+	c.mu.Lock()
+	w := c.txns[txn]
+	c.mu.Unlock()
+	if w == nil {
+		if _, ok := m.(*wire.CStore); ok {
+			return fmt.Errorf("store in transaction %d, which is not open", txn)
+		}
+		c.sendErr(id, fmt.Errorf("transaction %d is not open: %w", txn, storage.ErrTxnState))
+		return nil
+	}
+	select {
+	case w.ops <- m:
+	case <-c.ctx.Done():
+	}
+	return nil
+}
+
+// forget removes transaction txn from the connection; its later requests
+// are answered with ErrTxnState.
+func (c *conn) forget(txn uint64) {
+	c.mu.Lock()
+	if c.txns != nil {
+		delete(c.txns, txn)
+	}
+	c.mu.Unlock()
+}
+
+// runTxn begins the transaction and serves its requests until it is
+// finished or aborted, or the connection ends (which aborts it). A begin
+// with id 0 is pipelined: the client does not wait for its answer, so a
+// failure to begin is reported by the vote instead.
+func (c *conn) runTxn(b *wire.CBegin, w *worker) {
+	defer c.wg.Done()
+	ctx := c.ctx
+	txn, err := c.s.store.Begin(ctx, storage.TxnMeta{User: b.User, Description: b.Description, Extension: b.Extension})
+	if err != nil && b.ID != 0 {
+		c.forget(b.Txn)
+		c.sendErr(b.ID, err)
+		return
+	}
+	c.reply(b.ID, nil)
+	if txn != nil {
+		// Aborting a finished transaction does nothing, so this only cleans
+		// up after a dropped connection or an error.
+		defer func() { _ = txn.Abort(context.WithoutCancel(ctx)) }()
+	}
+	failed := err // the failed begin or first failed store, reported by the vote
+	for m := range w.ops {
+		switch m := m.(type) {
+		case *wire.CStore:
+			if failed == nil {
+				failed = txn.Store(ctx, storage.OID(m.OID), storage.TID(m.Serial), m.Data)
+			}
+		case *wire.CVote:
+			err := failed
+			switch {
+			case err == nil:
+				err = txn.Vote(ctx)
+			case txn != nil:
+				// As if Vote had failed: the transaction is aborted.
+				_ = txn.Abort(ctx)
+			}
+			c.reply(m.ID, err)
+		case *wire.CFinish:
+			if txn == nil {
+				c.sendErr(m.ID, fmt.Errorf("finish of a transaction that did not begin: %w", storage.ErrTxnState))
+			} else if c.finished(b.Txn, m.ID)(txn.Finish(ctx)) {
+				return
+			}
+		case *wire.CFinishAt:
+			if txn == nil {
+				c.sendErr(m.ID, fmt.Errorf("finish of a transaction that did not begin: %w", storage.ErrTxnState))
+			} else if c.finished(b.Txn, m.ID)(txn.FinishAt(ctx, storage.TID(m.TID), storage.Checksum(m.Chain))) {
+				return
+			}
+		case *wire.CAbort:
+			var err error
+			if txn != nil {
+				err = txn.Abort(ctx)
+			}
+			c.forget(b.Txn)
+			c.reply(m.ID, err)
+			return
+		}
+	}
+}
+
+// finished returns a function that answers a finish of transaction txn
+// and reports whether the transaction is over.
+func (c *conn) finished(txn, id uint64) func(storage.Commit, error) bool {
+	return func(cm storage.Commit, err error) bool {
+		switch {
+		case err == nil:
+			c.forget(txn)
+			c.send(&wire.CCommit{ID: id, TID: uint64(cm.TID), Chain: wire.Chain(cm.Chain)})
+			return true
+		case cm.TID != 0:
+			// Committed, but something after the commit failed (a
+			// primary's replicas did not acknowledge in time).
+			c.forget(txn)
+			e := clientproto.ErrorMessage(id, err)
+			e.Actual = uint64(cm.TID)
+			c.send(e)
+			return true
+		}
+		c.sendErr(id, err)
+		// FinishAt's order and chain errors leave the transaction voted
+		// for the client to retry or abort.
+		return false
+	}
+}
+
+// reply answers a request that returns nothing (unless its id is 0).
+func (c *conn) reply(id uint64, err error) {
+	switch {
+	case err != nil:
+		c.sendErr(id, err)
+	case id != 0:
+		c.send(&wire.COK{ID: id})
+	}
+}

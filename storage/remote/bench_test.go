@@ -1,0 +1,90 @@
+package remote_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/repld/repld/internal/clientserver"
+	"github.com/repld/repld/storage"
+	"github.com/repld/repld/storage/remote"
+)
+
+// benchStores returns the baseline (a memstore used in-process) and the
+// same kind of store behind a client server and the network client, so
+// that one run gives the protocol's cost as a ratio.
+func benchStores(b *testing.B) map[string]storage.Storage {
+	s := serve(b, "", clientserver.Config{Store: memStore(b)})
+	return map[string]storage.Storage{
+		"local":  memStore(b),
+		"remote": open(b, remote.Config{Primary: []string{s.Addr().String()}, CacheObjects: -1}),
+	}
+}
+
+// BenchmarkCommit commits one 100-byte object per transaction.
+func BenchmarkCommit(b *testing.B) {
+	ctx := context.Background()
+	data := make([]byte, 100)
+	for _, name := range []string{"local", "remote"} {
+		b.Run(name, func(b *testing.B) {
+			s := benchStores(b)[name]
+			b.SetBytes(int64(len(data)))
+			var serial storage.TID
+			for b.Loop() {
+				txn, err := s.Begin(ctx, storage.TxnMeta{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = txn.Store(ctx, 1, serial, data)
+				if err := txn.Vote(ctx); err != nil {
+					b.Fatal(err)
+				}
+				c, err := txn.Finish(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				serial = c.TID
+			}
+		})
+	}
+}
+
+// BenchmarkLoadLarge loads one 16 MiB object.
+func BenchmarkLoadLarge(b *testing.B) {
+	ctx := context.Background()
+	data := make([]byte, 16<<20)
+	for _, name := range []string{"local", "remote"} {
+		b.Run(name, func(b *testing.B) {
+			s := benchStores(b)[name]
+			txn, _ := s.Begin(ctx, storage.TxnMeta{})
+			_ = txn.Store(ctx, 1, 0, data)
+			if err := txn.Vote(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := txn.Finish(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				if _, _, err := s.Load(ctx, 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRoundTrip is one call with a small answer: the protocol's
+// latency floor.
+func BenchmarkRoundTrip(b *testing.B) {
+	ctx := context.Background()
+	for _, name := range []string{"local", "remote"} {
+		b.Run(name, func(b *testing.B) {
+			s := benchStores(b)[name]
+			for b.Loop() {
+				if _, err := s.LastTransaction(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
