@@ -71,6 +71,7 @@
 // An empty replica gets the same replay from the first transaction (a bulk
 // snapshot would be faster). Packed history cannot be replayed with chain
 // checks: a replica catching up over packed transactions fails its chain
-// check and is quarantined. Lifting a quarantine (release, resync) is not
-// part of this package yet.
+// check and is quarantined. An operator quarantines a replica with
+// QuarantineReplica and lifts a quarantine with ReleaseReplica; restarting
+// the replica (release, resync) and promotion are internal/node's.
 package primary

@@ -27,9 +27,11 @@
 //     then acknowledge applied; abort → Abort; pack → Pack (once live);
 //     heartbeat → the primary's last TID, for the lag.
 //
-// Voted and applied acknowledgements are batched while more messages are
-// queued (only the highest applied is sent); received and failure reports go
-// out at once.
+// Voted acknowledgements are batched while more messages are queued;
+// received and failure reports go out at once. Applied acknowledgements go
+// out as transactions become durable, coalesced: one that arrives while
+// another is being sent is folded into the next send, which carries only
+// the highest TID (it acknowledges every one before it).
 //
 // # Epochs
 //
@@ -48,7 +50,8 @@
 // stays in the group and keeps serving reads and status. A replica that
 // starts with a marker is quarantined from the start: it says hello and
 // repeats its failure so the primary knows, and applies nothing. Only
-// removing the marker (ClearQuarantine, on a stopped replica) releases it.
+// removing the marker (ClearQuarantine, on a stopped replica) releases it;
+// MarkQuarantined writes an operator's marker the same way.
 //
 // # Sessions
 //

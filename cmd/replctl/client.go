@@ -199,7 +199,6 @@ type NodeStatus struct {
 	Epoch      uint64          `json:"epoch"`
 	LastTID    storage.TID     `json:"last_tid"`
 	State      string          `json:"state"`
-	Listen     string          `json:"listen"`
 	Primary    string          `json:"primary"`
 	LagSeconds float64         `json:"lag_seconds"`
 	Quarantine *Quarantine     `json:"quarantine"`

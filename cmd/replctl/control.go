@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strings"
@@ -31,6 +32,19 @@ type ControlReport struct {
 	Steps []Step `json:"steps"`
 	// Final is the node's status at the end (after the wait, if any).
 	Final *NodeStatus `json:"final,omitempty"`
+	// log, when set (table output), gets each step as it is answered, so
+	// a person sees what was done even if a later step fails.
+	log io.Writer
+}
+
+// newControlReport starts the report of action on the replica name at
+// admin address node.
+func (o *options) newControlReport(action, node, name string) *ControlReport {
+	rep := &ControlReport{Action: action, Node: node, Name: name}
+	if !o.json {
+		rep.log = o.stdout
+	}
+	return rep
 }
 
 // Step is one control request.
@@ -48,6 +62,15 @@ func (r *ControlReport) step(ctx context.Context, c *client, path string, body a
 		s.Error = err.Error()
 	}
 	r.Steps = append(r.Steps, s)
+	if r.log != nil {
+		res := "ok"
+		if s.Error != "" {
+			res = "FAILED: " + s.Error
+		} else if did := answerDid(s.Answer); did != "" {
+			res = "ok, " + did
+		}
+		fmt.Fprintf(r.log, "%s %s: %s\n", s.Node, s.Request, res)
+	}
 	return err
 }
 
@@ -87,7 +110,7 @@ the quarantine (NODE must then be the replica's name).`,
 			}
 			ctx := cmd.Context()
 			views := fetchStatus(ctx, o.clients())
-			rep := &ControlReport{Action: "quarantine"}
+			rep := o.newControlReport("quarantine", "", "")
 			body := map[string]string{"reason": reason}
 			v, err := replicaTarget(views, args[0])
 			if err == nil {
@@ -153,7 +176,7 @@ func newResyncCmd(o *options) *cobra.Command {
 		`resync makes the primary accept the replica again, then has the replica
 wipe its store and catch up from empty (POST /resync). replctl waits until
 it is live and has reached the primary's last TID, with a progress bar on a
-terminal.`,
+terminal (elsewhere, a line on standard error at each tenth).`,
 		`  replctl resync r1
   replctl resync r1 --no-wait && replctl status --watch`)
 }
@@ -181,7 +204,7 @@ func newRejoinCmd(o *options, action, path, short, long, example string) *cobra.
 			if p == nil {
 				return fmt.Errorf("no primary among --nodes answered; add the primary's admin address, it must accept %s again", v.name())
 			}
-			rep := &ControlReport{Action: action, Node: v.c.node, Name: v.name()}
+			rep := o.newControlReport(action, v.c.node, v.name())
 			target := p.st.LastTID
 			if err := rep.step(ctx, p.c, "/replicas/"+url.PathEscape(v.name())+"/release", nil); err != nil {
 				return err
@@ -204,7 +227,7 @@ func newRejoinCmd(o *options, action, path, short, long, example string) *cobra.
 }
 
 // waitCaughtUp polls the replica until it is live at or past target,
-// drawing a progress bar on a terminal.
+// showing its progress (see progress).
 func (o *options) waitCaughtUp(ctx context.Context, r, p *client, target storage.TID, w waitOptions) (*NodeStatus, error) {
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
@@ -212,7 +235,7 @@ func (o *options) waitCaughtUp(ctx context.Context, r, p *client, target storage
 	if f, err := p.chainAfter(ctx, 0); err == nil {
 		first = f.TID
 	}
-	bar := &progress{out: o.stderr, on: o.terminal && !o.json}
+	bar := &progress{out: o.stderr, node: r.node, on: !o.json, terminal: o.terminal, step: -1}
 	defer bar.done()
 	t := time.NewTicker(w.poll)
 	defer t.Stop()
@@ -256,21 +279,31 @@ func fraction(first, done, goal storage.TID) float64 {
 	return min(1, float64(done-first)/float64(goal-first))
 }
 
-// progress draws a one-line progress bar on a terminal; elsewhere nothing.
+// progress shows a catch-up's progress on standard error: a bar redrawn
+// in place on a terminal, elsewhere (a log, a test) a line each time it
+// passes another tenth.
 type progress struct {
-	out   interface{ Write([]byte) (int, error) }
-	on    bool
-	drawn bool
+	out      io.Writer
+	node     string
+	on       bool
+	terminal bool
+	drawn    bool
+	// step is the last tenth printed off a terminal, -1 before the first.
+	step int
 }
 
 func (b *progress) show(f float64, done, goal storage.TID) {
-	if !b.on {
-		return
+	switch {
+	case !b.on:
+	case b.terminal:
+		const width = 40
+		n := int(f * width)
+		fmt.Fprintf(b.out, "\r[%s%s] %3.0f%%  %s of %s", strings.Repeat("#", n), strings.Repeat(".", width-n), f*100, done, goal)
+		b.drawn = true
+	case int(f*10) > b.step:
+		b.step = int(f * 10)
+		fmt.Fprintf(b.out, "%s: caught up %3d%%, at %s of %s\n", b.node, int(f*100), done, goal)
 	}
-	const width = 40
-	n := int(f * width)
-	fmt.Fprintf(b.out, "\r[%s%s] %3.0f%%  %s of %s", strings.Repeat("#", n), strings.Repeat(".", width-n), f*100, done, goal)
-	b.drawn = true
 }
 
 func (b *progress) done() {
@@ -292,9 +325,13 @@ Every other reachable, non-quarantined replica is then told to follow it
 quarantined as divergent if it holds transactions the new primary lacks;
 replctl diff lists them.
 
-Without --force, promote refuses when a primary still answers, or when NODE
-is not the most advanced live replica (promoting it could lose transactions
-another replica acknowledged).`,
+Promote the most advanced replica: in applied mode every commit that
+returned was applied by at least one replica, in TID order, so the replica
+with the highest last TID holds them all. Without --force, promote refuses
+when a primary still answers, when NODE is neither live nor disconnected
+(catching up or quarantined, it may lack transactions), or when another
+replica has applied more (promoting NODE could lose transactions that
+replica acknowledged).`,
 		Example:           `  replctl --nodes 127.0.0.1:7102,127.0.0.1:7103 promote r1`,
 		Args:              exactArgs(1, "one replica (NODE)"),
 		ValidArgsFunction: nodeCompletion(o),
@@ -315,7 +352,7 @@ another replica acknowledged).`,
 					return fmt.Errorf("%w; pass --force to promote anyway", err)
 				}
 			}
-			rep := &ControlReport{Action: "promote", Node: v.c.node, Name: v.name()}
+			rep := o.newControlReport("promote", v.c.node, v.name())
 			if err := rep.step(ctx, v.c, "/promote", nil); err != nil {
 				return err
 			}
@@ -325,7 +362,7 @@ another replica acknowledged).`,
 			}
 			rep.Final = st
 			if listen == "" {
-				listen = promotedListen(rep.Steps[0].Answer, st)
+				listen = promotedListen(rep.Steps[0].Answer, v.c.node)
 			}
 			followers := 0
 			for _, f := range views {
@@ -368,8 +405,10 @@ func promotable(views []*nodeView, v *nodeView) error {
 	if p := primaryOf(views); p != nil {
 		return fmt.Errorf("primary %s (%s, epoch %d) still answers; stop it before promoting", p.name(), p.c.node, p.st.Epoch)
 	}
-	if v.st.State != "live" {
-		return fmt.Errorf("%s is %s, not live", v.name(), v.st.State)
+	// A replica whose primary failed is disconnected: that is the usual
+	// case. One catching up or quarantined may lack transactions.
+	if v.st.State != "live" && v.st.State != "disconnected" {
+		return fmt.Errorf("%s is %s, not live or disconnected", v.name(), v.st.State)
 	}
 	for _, o := range views {
 		if o != v && o.st != nil && o.st.Role == "replica" && o.st.State != "quarantined" && o.st.LastTID > v.st.LastTID {
@@ -379,39 +418,49 @@ func promotable(views []*nodeView, v *nodeView) error {
 	return nil
 }
 
-// promotedListen finds the new primary's replication address in its
-// /promote answer or its status.
-func promotedListen(answer json.RawMessage, st *NodeStatus) string {
+// promotedListen finds the new primary's replication (gcs) address in its
+// /promote answer, "" if it has none. A node listening on every interface
+// reports an unspecified host, which the others cannot dial: the host of
+// its admin address stands in for it.
+func promotedListen(answer json.RawMessage, adminAddr string) string {
 	var a struct {
 		Listen string `json:"listen"`
 	}
-	if json.Unmarshal(answer, &a) == nil && a.Listen != "" {
-		return a.Listen
+	if json.Unmarshal(answer, &a) != nil || a.Listen == "" {
+		return ""
 	}
-	return st.Listen
+	host, port, err := net.SplitHostPort(a.Listen)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		if ahost, _, err := net.SplitHostPort(adminAddr); err == nil {
+			return net.JoinHostPort(ahost, port)
+		}
+	}
+	return a.Listen
+}
+
+// answerDid is what a node says it did in a control answer (its "did"),
+// the rest of the answer being for --json.
+func answerDid(answer json.RawMessage) string {
+	var a struct {
+		Did string `json:"did"`
+	}
+	if json.Unmarshal(answer, &a) != nil {
+		return ""
+	}
+	return a.Did
 }
 
 func (o *options) printControl(rep *ControlReport) error {
 	if o.json {
 		return writeJSON(o.stdout, rep)
 	}
-	for _, s := range rep.Steps {
-		res := "ok"
-		if s.Error != "" {
-			res = "FAILED: " + s.Error
-		} else if len(s.Answer) > 0 {
-			var compact strings.Builder
-			if b, err := json.Marshal(s.Answer); err == nil {
-				compact.Write(b)
-			}
-			res = "ok " + compact.String()
-		}
-		fmt.Fprintf(o.stdout, "%s %s: %s\n", s.Node, s.Request, res)
-	}
 	if st := rep.Final; st != nil {
 		q := ""
 		if st.Quarantine != nil {
-			q = ", quarantined: " + st.Quarantine.Reason
+			q = "; " + st.Quarantine.Reason
 		}
 		state := st.State
 		if st.Role == "primary" {

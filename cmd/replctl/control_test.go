@@ -22,7 +22,7 @@ func TestQuarantine(t *testing.T) {
 	if !slices.Equal(r1.posts, []string{"/quarantine"}) || reason != "disk replaced" {
 		t.Fatalf("posts %v with reason %q", r1.posts, reason)
 	}
-	if !strings.Contains(r.stdout, "quarantined: disk replaced") {
+	if !strings.Contains(r.stdout, "POST /quarantine: ok\n") || !strings.Contains(r.stdout, "r1: replica quarantined, epoch 1, last TID "+tidN(10).String()+"; disk replaced") {
 		t.Errorf("output:\n%s", r.stdout)
 	}
 }
@@ -156,5 +156,23 @@ func TestPromoteRefusals(t *testing.T) {
 	wantCode(t, r, 0)
 	if !slices.Equal(r1.posts, []string{"/promote"}) || !slices.Equal(r2.posts, []string{"/follow"}) {
 		t.Fatalf("forced promote: r1 posts %v, r2 posts %v", r1.posts, r2.posts)
+	}
+}
+
+// A node listening on every interface reports an address the others
+// cannot dial: the host of its admin address replaces it.
+func TestPromotedListen(t *testing.T) {
+	for _, c := range []struct{ answer, want string }{
+		{`{"listen":"10.0.0.2:7000"}`, "10.0.0.2:7000"},
+		{`{"listen":"0.0.0.0:7000"}`, "10.0.0.9:7000"},
+		{`{"listen":"[::]:7000"}`, "10.0.0.9:7000"},
+		{`{"listen":":7000"}`, "10.0.0.9:7000"},
+		{`{"listen":"nonsense"}`, ""},
+		{`{"did":"promoted"}`, ""},
+		{`not json`, ""},
+	} {
+		if got := promotedListen([]byte(c.answer), "10.0.0.9:7080"); got != c.want {
+			t.Errorf("promotedListen(%s) = %q, want %q", c.answer, got, c.want)
+		}
 	}
 }

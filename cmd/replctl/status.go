@@ -170,8 +170,9 @@ func buildStatus(views []*nodeView) statusReport {
 				row.LagTransactions = &lag
 				// A replica the primary quarantined (divergent at hello)
 				// may not know it yet: the primary's word counts.
+				// Its catch-up is then going nowhere.
 				if e.State == "quarantined" {
-					row.State = "quarantined"
+					row.State, row.CatchUp = "quarantined", nil
 				}
 				if row.QuarantineReason == "" && e.Quarantine != nil {
 					row.QuarantineReason = e.Quarantine.Reason

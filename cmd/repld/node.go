@@ -35,6 +35,7 @@ type nodeOptions struct {
 	tlsCert string
 	tlsKey  string
 	tlsCA   string
+	client  clientPort
 }
 
 func (o *nodeOptions) addFlags(fs *pflag.FlagSet, listenUsage, listenDefault string) {
@@ -45,6 +46,7 @@ func (o *nodeOptions) addFlags(fs *pflag.FlagSet, listenUsage, listenDefault str
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate of this node, for mutual TLS between nodes (with --tls-key and --tls-ca)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&o.tlsCA, "tls-ca", "", "PEM bundle of the CA that signs every node's certificate")
+	o.client.addFlag(fs)
 }
 
 // markFileFlags makes shell completion offer files and directories where
@@ -73,6 +75,7 @@ func (o *nodeOptions) validate() error {
 			errs = append(errs, fmt.Errorf("%s %q is not host:port (%v); use e.g. 127.0.0.1:7001", flag, v, err))
 		}
 	}
+	errs = append(errs, o.client.validate())
 	if o.group == "" {
 		errs = append(errs, fmt.Errorf("--group is empty: use the same name on every node, e.g. %s", primary.DefaultGroup))
 	}

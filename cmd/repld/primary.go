@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
 	"github.com/repld/repld/internal/admin"
+	"github.com/repld/repld/internal/node"
 	"github.com/repld/repld/primary"
 )
 
@@ -104,61 +104,34 @@ func runPrimary(ctx context.Context, o *primaryOptions, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	tlsCfg, err := o.tlsConfig()
+	n, g, err := openNode(ctx, &o.nodeOptions, node.RolePrimary, node.Config{
+		Primary: primary.Config{Sync: policy, HeartbeatInterval: o.heartbeat},
+	}, log)
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, o.data, log)
+	stop, err := o.client.start(&o.nodeOptions, n, func() error { return stopNode(log, n, g) }, log)
 	if err != nil {
-		return err
-	}
-	node, err := newGCSNode(o.name, o.listen, tlsCfg, log)
-	if err != nil {
-		return errors.Join(err, store.Close())
-	}
-	p, err := primary.Open(ctx, primary.Config{
-		Name:              o.name,
-		DataDir:           o.data,
-		Store:             store,
-		Node:              node,
-		Group:             o.group,
-		Sync:              policy,
-		HeartbeatInterval: o.heartbeat,
-		Logger:            log,
-	})
-	if err != nil {
-		return errors.Join(fmt.Errorf("open primary: %w", err),
-			closeAll(log, namedCloser{"store", store.Close}, namedCloser{"gcs node", node.Close}))
-	}
-	// The primary owns the store from here on; the node goes after it.
-	stop := func() error {
-		return closeAll(log, namedCloser{"primary", p.Close}, namedCloser{"gcs node", node.Close})
+		return errors.Join(err, stop())
 	}
 
-	var handlers map[string]http.Handler
+	acfg := nodeAdmin(&o.nodeOptions, n, log)
 	if o.debugWorkload {
-		handlers = workloadHandlers(p, log)
+		acfg.Handlers = workloadHandlers(n.Primary(), log)
 		log.Warn("debug workload endpoint enabled: POST /debug/commit commits synthetic transactions; a testing aid, never for production")
 	}
-	srv, err := admin.Listen(admin.Config{
-		Addr:     o.admin,
-		Status:   func() any { return p.Status() },
-		Store:    p,
-		Gatherer: newRegistry(func() []admin.Sample { return primarySamples(p.Status()) }),
-		Handlers: handlers,
-		Logger:   log.Named("admin"),
-	})
+	srv, err := admin.Listen(acfg)
 	if err != nil {
 		return errors.Join(fmt.Errorf("--admin: %w", err), stop())
 	}
 	log.Info("primary serving",
 		zap.String("name", o.name),
-		zap.String("listen", node.Addr().String()),
+		zap.String("listen", g.Addr().String()),
 		zap.String("admin", srv.Addr().String()),
 		zap.String("group", o.group),
-		zap.Uint64("epoch", p.Epoch()),
+		zap.Uint64("epoch", n.Primary().Epoch()),
 		zap.Stringer("sync", policy.Mode),
 		zap.Int("sync_replicas", policy.Replicas),
-		zap.Bool("tls", tlsCfg != nil))
+		zap.Bool("tls", o.tlsCert != ""))
 	return errors.Join(serveUntilDone(ctx, srv, log), stop())
 }

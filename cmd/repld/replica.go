@@ -10,7 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/repld/repld/internal/admin"
-	"github.com/repld/repld/replica"
+	"github.com/repld/repld/internal/node"
 )
 
 // replicaOptions are the flags of `repld replica`.
@@ -67,52 +67,26 @@ func (o *replicaOptions) validate() error {
 }
 
 func runReplica(ctx context.Context, o *replicaOptions, log *zap.Logger) error {
-	tlsCfg, err := o.tlsConfig()
+	ncfg := node.Config{}
+	ncfg.Replica.Primary = o.primary
+	n, g, err := openNode(ctx, &o.nodeOptions, node.RoleReplica, ncfg, log)
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, o.data, log)
+	stop, err := o.client.start(&o.nodeOptions, n, func() error { return stopNode(log, n, g) }, log)
 	if err != nil {
-		return err
+		return errors.Join(err, stop())
 	}
-	node, err := newGCSNode(o.name, o.listen, tlsCfg, log)
-	if err != nil {
-		return errors.Join(err, store.Close())
-	}
-	r, err := replica.Open(ctx, replica.Config{
-		Name:    o.name,
-		DataDir: o.data,
-		Store:   store,
-		Node:    node,
-		Primary: o.primary,
-		Group:   o.group,
-		Logger:  log,
-	})
-	if err != nil {
-		return errors.Join(fmt.Errorf("open replica: %w", err),
-			closeAll(log, namedCloser{"store", store.Close}, namedCloser{"gcs node", node.Close}))
-	}
-	// The replica owns the store from here on; the node goes after it.
-	stop := func() error {
-		return closeAll(log, namedCloser{"replica", r.Close}, namedCloser{"gcs node", node.Close})
-	}
-	srv, err := admin.Listen(admin.Config{
-		Addr:     o.admin,
-		Status:   func() any { return r.Status() },
-		Health:   func() error { return replicaHealth(r.Status()) },
-		Store:    r.ReadView(),
-		Gatherer: newRegistry(func() []admin.Sample { return replicaSamples(r.Status()) }),
-		Logger:   log.Named("admin"),
-	})
+	srv, err := admin.Listen(nodeAdmin(&o.nodeOptions, n, log))
 	if err != nil {
 		return errors.Join(fmt.Errorf("--admin: %w", err), stop())
 	}
 	log.Info("replica serving",
 		zap.String("name", o.name),
 		zap.String("primary", o.primary),
-		zap.String("listen", node.Addr().String()),
+		zap.String("listen", g.Addr().String()),
 		zap.String("admin", srv.Addr().String()),
 		zap.String("group", o.group),
-		zap.Bool("tls", tlsCfg != nil))
+		zap.Bool("tls", o.tlsCert != ""))
 	return errors.Join(serveUntilDone(ctx, srv, log), stop())
 }

@@ -174,7 +174,7 @@ func (s *Server) handleChainBefore(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "chain before", err)
 		return
 	}
-	found, chain, err := storage.TxnAtOrBefore(r.Context(), s.cfg.Store, tid)
+	found, chain, err := storage.TxnAtOrBefore(r.Context(), s.store(), tid)
 	if err != nil {
 		s.fail(w, "chain before", err)
 		return
@@ -190,7 +190,7 @@ func (s *Server) handleChainAfter(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "chain after", err)
 		return
 	}
-	found, chain, err := storage.TxnAfter(r.Context(), s.cfg.Store, tid)
+	found, chain, err := storage.TxnAfter(r.Context(), s.store(), tid)
 	if errors.Is(err, storage.ErrNotFound) {
 		err = fmt.Errorf("this node has no transaction after %s: %w", tid, err)
 	}
@@ -211,7 +211,7 @@ func (s *Server) handleTxn(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "transaction", err)
 		return
 	}
-	it, err := s.cfg.Store.Iterator(ctx, tid, tid)
+	it, err := s.store().Iterator(ctx, tid, tid)
 	if err != nil {
 		s.fail(w, "transaction", err)
 		return
@@ -252,7 +252,7 @@ func (s *Server) rangeQuery(r *http.Request, count string, def, maxN int) (from,
 	if n, err = p.count(count, def, maxN); err != nil {
 		return
 	}
-	last, err := s.cfg.Store.LastTransaction(r.Context())
+	last, err := s.store().LastTransaction(r.Context())
 	if err != nil {
 		return
 	}
@@ -298,7 +298,7 @@ func (s *Server) handleDigest(w http.ResponseWriter, r *http.Request) {
 		cur++
 	}
 	var buf [16]byte
-	for st, err := range storage.ListObjects(r.Context(), s.cfg.Store, from, to, at) {
+	for st, err := range storage.ListObjects(r.Context(), s.store(), from, to, at) {
 		if err != nil {
 			s.fail(w, "digest", err)
 			return
@@ -332,7 +332,7 @@ func (s *Server) handleObjects(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := ObjectsResponse{At: at, Objects: []ObjectEntry{}}
-	for st, err := range storage.ListObjects(r.Context(), s.cfg.Store, from, to, at) {
+	for st, err := range storage.ListObjects(r.Context(), s.store(), from, to, at) {
 		if err != nil {
 			s.fail(w, "objects", err)
 			return

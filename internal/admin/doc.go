@@ -1,8 +1,9 @@
 // Package admin is the HTTP endpoint every repld node serves for operators
-// and tools: the node's status as JSON, a health check, Prometheus metrics and
-// chain values for comparing nodes. It knows nothing about primaries or
-// replicas: the command that runs a node hands it functions reading the node's
-// state, so the same server serves both roles.
+// and tools: the node's status as JSON, a health check, Prometheus metrics,
+// chain values and digests for comparing nodes, and the operator's control
+// operations. It knows nothing about primaries or replicas: the command that
+// runs a node hands it functions reading the node's state and doing its
+// control operations, so the same server serves both roles.
 //
 // # Endpoints
 //
@@ -43,6 +44,24 @@
 //
 // /digest and /objects need a store that is a storage.ObjectLister (501
 // otherwise); /status also reports the admin address as "admin".
+// Config.CurrentStore replaces Store for a node whose store changes with
+// its role.
+//
+// The control endpoints (POST, JSON bodies of at most 64 KiB with known
+// fields only) call Config.Control, which does the work and answers what
+// it did as JSON; 400 for a malformed request, 409 when the node cannot
+// do it in its state (errors wrapping ErrRefused, with the reason), 404
+// for an unknown replica (ErrNotFound), 501 without a Control:
+//
+//	POST /quarantine {"reason"}         a replica quarantines itself.
+//	POST /release                       a replica lifts its quarantine and
+//	                                    catches up from its last TID.
+//	POST /resync                        a replica replaces its store with a
+//	                                    fresh copy from the primary.
+//	POST /promote                       a replica becomes the primary.
+//	POST /follow {"primary":"H:P"}      follow another primary.
+//	POST /replicas/{name}/quarantine {"reason"}
+//	POST /replicas/{name}/release       the primary's registry entry.
 //
 // Config.Handlers adds more routes (the commands use it for testing aids).
 //

@@ -44,6 +44,13 @@ type Config struct {
 	Health func() error
 	// Store is read by /chain (LastTransaction and Chain only).
 	Store storage.Storage
+	// CurrentStore, when set, is called by every request instead of
+	// reading Store, for a node whose store changes (a replica promoted to
+	// primary); Store may then be nil.
+	CurrentStore func() storage.Storage
+	// Control does the work of the control endpoints; nil answers them
+	// with 501.
+	Control Control
 	// Gatherer serves /metrics; nil serves an empty exposition.
 	Gatherer prometheus.Gatherer
 	// Handlers adds routes, keyed by http.ServeMux patterns
@@ -93,8 +100,8 @@ func (c Config) Validate() error {
 	if c.Status == nil {
 		errs = append(errs, errors.New("admin: Status is nil; pass the node's Status method"))
 	}
-	if c.Store == nil {
-		errs = append(errs, errors.New("admin: Store is nil; pass the node's storage (a replica's read view)"))
+	if c.Store == nil && c.CurrentStore == nil {
+		errs = append(errs, errors.New("admin: Store is nil and so is CurrentStore; pass the node's storage (a replica's read view) or a function returning it"))
 	}
 	for name, d := range map[string]time.Duration{
 		"ReadHeaderTimeout": c.ReadHeaderTimeout, "ReadTimeout": c.ReadTimeout,
@@ -180,6 +187,7 @@ func (s *Server) routes() http.Handler {
 		ErrorLog:      zap.NewStdLog(s.cfg.Logger.Named("metrics")),
 		ErrorHandling: promhttp.ContinueOnError,
 	}))
+	s.controlRoutes(mux)
 	for pattern, h := range s.cfg.Handlers {
 		mux.Handle(pattern, h)
 	}
@@ -246,14 +254,14 @@ func (s *Server) handleChain(w http.ResponseWriter, r *http.Request) {
 		}
 		tid = t
 	} else {
-		t, err := s.cfg.Store.LastTransaction(ctx)
+		t, err := s.store().LastTransaction(ctx)
 		if err != nil {
 			s.internalError(w, "last transaction", err)
 			return
 		}
 		tid = t
 	}
-	chain, err := s.cfg.Store.Chain(ctx, tid)
+	chain, err := s.store().Chain(ctx, tid)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		WriteError(w, http.StatusNotFound, fmt.Errorf("this node has no transaction %s", tid))
@@ -263,6 +271,14 @@ func (s *Server) handleChain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	WriteJSON(w, http.StatusOK, ChainResponse{TID: tid.String(), Chain: chain.String()})
+}
+
+// store returns the store the data endpoints read.
+func (s *Server) store() storage.Storage {
+	if s.cfg.CurrentStore != nil {
+		return s.cfg.CurrentStore()
+	}
+	return s.cfg.Store
 }
 
 func (s *Server) internalError(w http.ResponseWriter, op string, err error) {

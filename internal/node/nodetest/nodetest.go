@@ -6,21 +6,27 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/repld/repld/gcs"
+	"github.com/repld/repld/gcs/tcptransport"
 	"github.com/repld/repld/internal/admin"
-	"github.com/repld/repld/internal/cluster"
+	"github.com/repld/repld/internal/node"
 	"github.com/repld/repld/primary"
 	"github.com/repld/repld/replica"
 	"github.com/repld/repld/storage"
 	"github.com/repld/repld/storage/badgerstore"
+	"github.com/repld/repld/storage/faultstore"
 )
 
-// PrimaryName is the name of the primary node.
+// PrimaryName is the name of the node started as the primary.
 const PrimaryName = "primary"
 
 // shutdownTimeout bounds how long stopping an admin server waits for
@@ -33,7 +39,8 @@ type Options struct {
 	// Replicas is how many replicas start with the primary, named r1, r2,
 	// …; 0 means 2, a negative number none.
 	Replicas int
-	// Sync is the primary's sync policy.
+	// Sync is the sync policy of the primary, and of a replica once
+	// promoted.
 	Sync primary.SyncPolicy
 	// WaitBound bounds every wait; 0 means 30s.
 	WaitBound time.Duration
@@ -42,26 +49,40 @@ type Options struct {
 }
 
 // Cluster is a primary and its replicas running in the test's process,
-// each with its admin HTTP server.
+// each an internal/node Node with its admin server (control endpoints
+// included), so roles change as in production: promote, follow, resync.
 type Cluster struct {
-	t testing.TB
-	// C is the replication cluster underneath, for what this package does
-	// not wrap (the primary's Go API, waits, fault injection).
-	C     *cluster.Cluster
+	t    testing.TB
+	opts Options
+	dir  string
+	// C is the Cluster itself, for tests written when the waits lived on
+	// an inner cluster (c.C.WaitHealthy).
+	C     *Cluster
 	nodes map[string]*Node
-	order []string // primary first, then replicas in order of creation
+	order []string // in order of creation, the first primary first
+	// lastPrimary is the node last seen running as the primary.
+	lastPrimary string
 }
 
-// Node is one node of a Cluster with its admin server. The admin address
-// stays the same across restarts.
+// Node is one node of a Cluster with its admin server. Its gcs and admin
+// addresses stay the same across restarts and role changes.
 type Node struct {
 	c *Cluster
 	// Name is the node's name: PrimaryName or the replica's.
-	Name      string
-	replica   *cluster.Replica // nil for the primary
+	Name string
+	dir  string
+	// role is the role the node starts in.
+	role      node.Role
+	gcsAddr   string
 	adminAddr string
-	srv       *admin.Server
-	served    chan error
+
+	g      *gcs.Node
+	n      *node.Node
+	srv    *admin.Server
+	served chan error
+
+	mu    sync.Mutex
+	fault *faultstore.Store // wraps the current store
 }
 
 // StartCluster starts a primary and opts.Replicas replicas on loopback
@@ -73,49 +94,53 @@ func StartCluster(t testing.TB, opts Options) *Cluster {
 	if n == 0 {
 		n = 2
 	}
-	c := &Cluster{t: t, nodes: make(map[string]*Node)}
-	c.C = cluster.New(t, cluster.Config{
-		Badger: true, TCP: true, Sync: opts.Sync, WaitBound: opts.WaitBound, Logger: opts.Logger,
-	})
-	// Cleanups run last first: the admin servers stop before the nodes.
-	t.Cleanup(c.stopAdmins)
-	p := &Node{c: c, Name: PrimaryName}
-	c.add(p)
-	p.serve()
+	if opts.WaitBound == 0 {
+		opts.WaitBound = 30 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	c := &Cluster{t: t, opts: opts, dir: t.TempDir(), nodes: make(map[string]*Node), lastPrimary: PrimaryName}
+	c.C = c
+	t.Cleanup(c.stopAll)
+	c.newNode(PrimaryName, node.RolePrimary).Start()
 	var names []string
 	for i := range max(n, 0) {
 		names = append(names, c.AddReplica(fmt.Sprintf("r%d", i+1)).Name)
 	}
-	c.C.WaitHealthy(names...)
+	c.WaitHealthy(names...)
 	return c
 }
 
-func (c *Cluster) add(n *Node) {
-	c.nodes[n.Name] = n
-	c.order = append(c.order, n.Name)
-}
-
-// stopAdmins stops every admin server, before the nodes stop.
-func (c *Cluster) stopAdmins() {
-	for _, name := range c.order {
-		c.nodes[name].stopAdmin()
-	}
-}
-
-// AddReplica starts a new replica with an empty store and its admin
-// server; it catches up by itself (see Cluster.WaitCaughtUp).
-func (c *Cluster) AddReplica(name string) *Node {
+func (c *Cluster) newNode(name string, role node.Role) *Node {
 	c.t.Helper()
 	if c.nodes[name] != nil {
 		c.t.Fatalf("nodetest: node %s exists", name)
 	}
-	n := &Node{c: c, Name: name, replica: c.C.AddReplica(name)}
-	c.add(n)
-	n.serve()
+	n := &Node{c: c, Name: name, dir: filepath.Join(c.dir, name), role: role}
+	c.nodes[name] = n
+	c.order = append(c.order, name)
 	return n
 }
 
-// Node returns the node named name (PrimaryName for the primary).
+// stopAll stops every node, replicas first; registered as t's cleanup.
+func (c *Cluster) stopAll() {
+	for _, name := range slices.Backward(c.order) {
+		c.nodes[name].Stop()
+	}
+}
+
+// AddReplica starts a new replica of the current primary with an empty
+// store and its admin server; it catches up by itself (see
+// Cluster.WaitCaughtUp).
+func (c *Cluster) AddReplica(name string) *Node {
+	c.t.Helper()
+	n := c.newNode(name, node.RoleReplica)
+	n.Start()
+	return n
+}
+
+// Node returns the node named name.
 func (c *Cluster) Node(name string) *Node {
 	c.t.Helper()
 	n := c.nodes[name]
@@ -125,10 +150,31 @@ func (c *Cluster) Node(name string) *Node {
 	return n
 }
 
-// Primary returns the primary node.
-func (c *Cluster) Primary() *Node { return c.nodes[PrimaryName] }
+// Primary returns the node running as the primary (after a promotion, the
+// promoted one; of two, the one with the higher epoch); while none runs,
+// the last that did.
+func (c *Cluster) Primary() *Node {
+	var best *primary.Primary
+	for _, name := range c.order {
+		if p := c.nodes[name].Primary(); p != nil && (best == nil || p.Epoch() > best.Epoch()) {
+			best, c.lastPrimary = p, name
+		}
+	}
+	return c.nodes[c.lastPrimary]
+}
 
-// Nodes returns every node, the primary first.
+// runningPrimary returns the running primary, failing the test if none
+// runs.
+func (c *Cluster) runningPrimary(what string) *primary.Primary {
+	c.t.Helper()
+	p := c.Primary().Primary()
+	if p == nil {
+		c.t.Fatalf("nodetest: %s while no primary runs", what)
+	}
+	return p
+}
+
+// Nodes returns every node in order of creation, the first primary first.
 func (c *Cluster) Nodes() []*Node {
 	out := make([]*Node, len(c.order))
 	for i, name := range c.order {
@@ -137,8 +183,8 @@ func (c *Cluster) Nodes() []*Node {
 	return out
 }
 
-// AdminAddrs returns the admin addresses of every node, the primary
-// first: what replctl's --nodes takes.
+// AdminAddrs returns the admin addresses of every node in order of
+// creation: what replctl's --nodes takes.
 func (c *Cluster) AdminAddrs() []string {
 	out := make([]string, len(c.order))
 	for i, name := range c.order {
@@ -147,21 +193,91 @@ func (c *Cluster) AdminAddrs() []string {
 	return out
 }
 
-// replicaNames returns the names of the replicas.
-func (c *Cluster) replicaNames() []string { return c.order[1:] }
+// wait polls cond until it returns nil, failing the test with its last
+// error after the wait bound.
+func (c *Cluster) wait(what string, cond func() error) {
+	c.t.Helper()
+	deadline := time.Now().Add(c.opts.WaitBound)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("nodetest: %s: not after %v: %v", what, c.opts.WaitBound, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// PrimaryState returns the current primary's registry entry of the named
+// replica (state "unknown" if it has none).
+func (c *Cluster) PrimaryState(name string) primary.ReplicaStatus {
+	if p := c.Primary().Primary(); p != nil {
+		for _, r := range p.Status().Replicas {
+			if r.Name == name {
+				return r
+			}
+		}
+	}
+	return primary.ReplicaStatus{Name: name, State: "unknown"}
+}
+
+// waitPrimaryState waits until the primary's registry shows every named
+// replica in state.
+func (c *Cluster) waitPrimaryState(state primary.State, names ...string) {
+	c.t.Helper()
+	for _, name := range names {
+		c.wait(fmt.Sprintf("%s %s on the primary", name, state), func() error {
+			if s := c.PrimaryState(name); s.State != state.String() {
+				return fmt.Errorf("state %s (quarantine %+v)", s.State, s.Quarantine)
+			}
+			return nil
+		})
+	}
+}
+
+// WaitHealthy waits until the primary counts every named replica healthy.
+func (c *Cluster) WaitHealthy(names ...string) {
+	c.t.Helper()
+	c.waitPrimaryState(primary.StateHealthy, names...)
+}
+
+// WaitPrimaryQuarantined waits until the primary records the replica as
+// quarantined.
+func (c *Cluster) WaitPrimaryQuarantined(name string) {
+	c.t.Helper()
+	c.waitPrimaryState(primary.StateQuarantined, name)
+}
 
 // WaitCaughtUp waits until the named replicas (none named: every running
 // one) applied the primary's last transaction.
 func (c *Cluster) WaitCaughtUp(names ...string) {
 	c.t.Helper()
 	if len(names) == 0 {
-		for _, name := range c.replicaNames() {
-			if c.nodes[name].Running() {
+		for _, name := range c.order {
+			if r := c.nodes[name].Replica(); r != nil {
 				names = append(names, name)
 			}
 		}
 	}
-	c.C.WaitCaughtUp(names...)
+	last, err := c.runningPrimary("WaitCaughtUp").LastTransaction(context.Background())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for _, name := range names {
+		n := c.Node(name)
+		c.wait(name+" caught up to "+last.String(), func() error {
+			r := n.Replica()
+			if r == nil {
+				return errors.New("not running as a replica")
+			}
+			if s := r.Status(); s.LastTID < last {
+				return fmt.Errorf("at %s, state %s", s.LastTID, s.State)
+			}
+			return nil
+		})
+	}
 }
 
 // Commit commits one transaction through the primary, writing each object
@@ -170,10 +286,7 @@ func (c *Cluster) WaitCaughtUp(names ...string) {
 func (c *Cluster) Commit(meta storage.TxnMeta, objs map[storage.OID][]byte) storage.Commit {
 	c.t.Helper()
 	ctx := context.Background()
-	p := c.C.Primary
-	if p == nil {
-		c.t.Fatal("nodetest: Commit while the primary is stopped")
-	}
+	p := c.runningPrimary("Commit")
 	txn, err := p.Begin(ctx, meta)
 	if err != nil {
 		c.t.Fatalf("nodetest: begin: %v", err)
@@ -230,33 +343,59 @@ func currentSerial(t testing.TB, s storage.Storage, oid storage.OID) storage.TID
 // AdminAddr is the node's admin address (host:port).
 func (n *Node) AdminAddr() string { return n.adminAddr }
 
-// IsPrimary reports whether n is the primary.
-func (n *Node) IsPrimary() bool { return n.replica == nil }
+// GCSAddr is the node's gcs listen address (host:port): what a replica
+// follows once this node is the primary.
+func (n *Node) GCSAddr() string { return n.gcsAddr }
 
-// Running reports whether the node runs.
-func (n *Node) Running() bool {
-	if n.IsPrimary() {
-		return n.c.C.Primary != nil
+// IsPrimary reports whether n runs as the primary (or, stopped, would
+// start as one).
+func (n *Node) IsPrimary() bool {
+	if n.n != nil {
+		return n.n.Role() == node.RolePrimary
 	}
-	return n.replica.R != nil
+	return n.role == node.RolePrimary
 }
 
-// Replica returns the running replica (nil for the primary or while
-// stopped).
-func (n *Node) Replica() *replica.Replica {
-	if n.IsPrimary() {
+// Running reports whether the node runs.
+func (n *Node) Running() bool { return n.n != nil }
+
+// Control returns the running node, for its Go API (Promote, Follow, …).
+func (n *Node) Control() *node.Node { return n.n }
+
+// Primary returns the running primary (nil in another role or stopped).
+func (n *Node) Primary() *primary.Primary {
+	if n.n == nil {
 		return nil
 	}
-	return n.replica.R
+	return n.n.Primary()
+}
+
+// Replica returns the running replica (nil in another role or stopped).
+func (n *Node) Replica() *replica.Replica {
+	if n.n == nil {
+		return nil
+	}
+	return n.n.Replica()
 }
 
 // Store returns the node's own store while it runs, bypassing the
-// replica and fault injection, for checks.
+// primary or replica and fault injection, for checks.
 func (n *Node) Store() storage.Storage {
-	if n.IsPrimary() {
-		return n.c.C.PrimaryFault.Inner()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.fault == nil {
+		return nil
 	}
-	return n.replica.Store()
+	return n.fault.Inner()
+}
+
+// Faults returns the fault injector wrapping the node's current store
+// (a new one each time the store reopens): set faults on it to make the
+// node's disk fail.
+func (n *Node) Faults() *faultstore.Store {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.fault
 }
 
 // Stop stops the node's admin server and then the node, keeping its data
@@ -266,27 +405,37 @@ func (n *Node) Stop() {
 	if !n.Running() {
 		return
 	}
-	n.stopAdmin()
-	if n.IsPrimary() {
-		n.c.C.StopPrimary()
-	} else {
-		n.replica.Stop()
+	if r := n.n.Role(); r != "" {
+		n.role = r
 	}
+	n.stopAdmin()
+	if err := n.n.Close(); err != nil {
+		n.c.t.Errorf("nodetest: close %s: %v", n.Name, err)
+	}
+	n.g.Close()
+	n.n, n.g = nil, nil
 }
 
-// Start starts a stopped node on its data, and its admin server on the
-// same address as before.
+// Start starts a stopped node on its data in the role it had (a replica
+// follows the current primary), and its admin server on the same address
+// as before.
 func (n *Node) Start() {
 	n.c.t.Helper()
 	if n.Running() {
 		return
 	}
-	if n.IsPrimary() {
-		n.c.C.StartPrimary()
-	} else {
-		n.replica.Start()
+	n.start(n.role)
+}
+
+// StartAsReplica starts a stopped node, whatever its role was, as a
+// replica of the current primary: an old primary coming back after a
+// promotion.
+func (n *Node) StartAsReplica() {
+	n.c.t.Helper()
+	if n.Running() {
+		n.c.t.Fatalf("nodetest: StartAsReplica of running node %s", n.Name)
 	}
-	n.serve()
+	n.start(node.RoleReplica)
 }
 
 // Restart stops and starts the node.
@@ -296,8 +445,116 @@ func (n *Node) Restart() {
 	n.Start()
 }
 
+// Promote makes the replica the primary through its control operation
+// (what POST /promote does).
+func (n *Node) Promote() {
+	n.c.t.Helper()
+	if _, err := n.running("promote").Promote(context.Background()); err != nil {
+		n.c.t.Fatalf("nodetest: promote %s: %v", n.Name, err)
+	}
+	n.c.lastPrimary = n.Name
+}
+
+// Follow makes the node a replica of the primary node p (what POST
+// /follow does).
+func (n *Node) Follow(p *Node) {
+	n.c.t.Helper()
+	if _, err := n.running("follow").Follow(context.Background(), p.gcsAddr); err != nil {
+		n.c.t.Fatalf("nodetest: %s follow %s: %v", n.Name, p.Name, err)
+	}
+}
+
+func (n *Node) running(what string) *node.Node {
+	n.c.t.Helper()
+	if n.n == nil {
+		n.c.t.Fatalf("nodetest: %s: node %s is stopped", what, n.Name)
+	}
+	return n.n
+}
+
+// start starts the gcs node, the node in role and the admin server.
+func (n *Node) start(role node.Role) {
+	c := n.c
+	t := c.t
+	t.Helper()
+	var follow string
+	if role == node.RoleReplica {
+		follow = c.Primary().gcsAddr
+	}
+	n.g = c.gcsNode(n.Name, n.gcsAddr)
+	n.gcsAddr = n.g.Addr().String()
+	log := c.opts.Logger.With(zap.String("node", n.Name))
+	cfg := node.Config{
+		Name: n.Name, DataDir: n.dir, GCS: n.g, Logger: log,
+		OpenStore: func(ctx context.Context) (storage.Storage, error) {
+			s, err := openStore(ctx, n.dir)
+			if err != nil {
+				return nil, err
+			}
+			f := faultstore.New(s)
+			n.mu.Lock()
+			n.fault = f
+			n.mu.Unlock()
+			return f, nil
+		},
+		RemoveStore: func() error { return os.RemoveAll(storeDir(n.dir)) },
+		Primary:     primary.Config{Sync: c.opts.Sync, HeartbeatInterval: 50 * time.Millisecond},
+	}
+	cfg.Replica.Primary = follow
+	cfg.Replica.JoinBackoffMin, cfg.Replica.JoinBackoffMax = 5*time.Millisecond, 100*time.Millisecond
+	nd, err := node.Open(context.Background(), cfg, role)
+	if err != nil {
+		n.g.Close()
+		n.g = nil
+		t.Fatalf("nodetest: start %s as %s: %v", n.Name, role, err)
+	}
+	n.n, n.role = nd, role
+	if role == node.RolePrimary {
+		c.lastPrimary = n.Name
+	}
+	n.serve()
+}
+
+// gcsNode starts a gcs node at addr (a free loopback port if empty) with
+// the short timeouts of tests.
+func (c *Cluster) gcsNode(name, addr string) *gcs.Node {
+	c.t.Helper()
+	tc := tcptransport.DefaultConfig()
+	tc.Address = addr
+	if tc.Address == "" {
+		tc.Address = "127.0.0.1:0"
+	}
+	layer, err := tcptransport.Listen(tc)
+	if err != nil {
+		c.t.Fatalf("nodetest: listen for %s: %v", name, err)
+	}
+	gc := gcs.DefaultConfig(name)
+	gc.HeartbeatInterval = 20 * time.Millisecond
+	gc.FailureTimeout = 500 * time.Millisecond
+	gc.ReconnectMin = 5 * time.Millisecond
+	gc.ReconnectMax = 50 * time.Millisecond
+	g, err := gcs.NewNode(gc, layer)
+	if err != nil {
+		c.t.Fatalf("nodetest: gcs node %s: %v", name, err)
+	}
+	return g
+}
+
+// storeDir is where a node's badgerstore lives in its directory.
+func storeDir(dir string) string { return filepath.Join(dir, "store") }
+
+// openStore opens the badgerstore of the node in dir (without fsync: the
+// tests crash no machine).
+func openStore(ctx context.Context, dir string) (*badgerstore.Store, error) {
+	s, err := badgerstore.Open(ctx, badgerstore.Config{Dir: storeDir(dir), NoSync: true})
+	if err != nil {
+		return nil, fmt.Errorf("nodetest: open badgerstore in %s: %w", dir, err)
+	}
+	return s, nil
+}
+
 // serve starts the admin server of the running node, wired as repld
-// wires it: the primary itself or the replica's read view as the store.
+// wires it, control endpoints included.
 func (n *Node) serve() {
 	t := n.c.t
 	t.Helper()
@@ -305,23 +562,10 @@ func (n *Node) serve() {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	cfg := admin.Config{Addr: addr, Logger: zap.NewNop()}
-	if n.IsPrimary() {
-		p := n.c.C.Primary
-		cfg.Status = func() any { return p.Status() }
-		cfg.Store = p
-	} else {
-		r := n.replica.R
-		cfg.Status = func() any { return r.Status() }
-		cfg.Health = func() error {
-			if st := r.Status(); st.State == replica.StateQuarantined {
-				return fmt.Errorf("replica %s is quarantined", st.Name)
-			}
-			return nil
-		}
-		cfg.Store = r.ReadView()
-	}
-	srv, err := admin.Listen(cfg)
+	srv, err := admin.Listen(admin.Config{
+		Addr: addr, Logger: zap.NewNop(),
+		Status: n.n.Status, Health: n.n.Health, CurrentStore: n.n.Store, Control: n.n,
+	})
 	if err != nil {
 		t.Fatalf("nodetest: admin server of %s: %v", n.Name, err)
 	}
@@ -345,29 +589,31 @@ func (n *Node) stopAdmin() {
 	n.srv = nil
 }
 
-// Divergence injection. Each method works on a stopped replica's store,
-// stopping the replica first if it runs and starting it again afterwards.
+// Divergence injection. Each method works on a stopped node's store,
+// stopping the node first if it runs and starting it again afterwards in
+// the same role. On the primary it makes the primary the odd one out (a
+// bad disk under it, or a transaction its replicas never got).
 
-// tamper runs fn on the replica's store with the replica stopped.
+// tamper runs fn on the node's store with the node stopped.
 func (n *Node) tamper(what string, fn func(ctx context.Context, s *badgerstore.Store) error) {
 	t := n.c.t
 	t.Helper()
-	if n.IsPrimary() {
-		t.Fatalf("nodetest: %s: only a replica's store can be changed under it", what)
-	}
 	if n.Running() {
 		n.Stop()
 		defer n.Start()
 	}
-	n.replica.Prepare(func(s storage.Storage) {
-		bs, ok := s.(*badgerstore.Store)
-		if !ok {
-			t.Fatalf("nodetest: %s: store of %s is a %T, not a badgerstore", what, n.Name, s)
-		}
-		if err := fn(context.Background(), bs); err != nil {
-			t.Fatalf("nodetest: %s on %s: %v", what, n.Name, err)
-		}
-	})
+	ctx := context.Background()
+	s, err := openStore(ctx, n.dir)
+	if err != nil {
+		t.Fatalf("nodetest: %s: %v", what, err)
+	}
+	err = fn(ctx, s)
+	if cerr := s.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatalf("nodetest: %s on %s: %v", what, n.Name, err)
+	}
 }
 
 // ReplayFromPrimary copies into the replica's store the primary's
@@ -380,10 +626,10 @@ func (n *Node) tamper(what string, fn func(ctx context.Context, s *badgerstore.S
 // transactions it is to miss.
 func (n *Node) ReplayFromPrimary(edit func(txn *storage.Transaction) bool) {
 	n.c.t.Helper()
-	p := n.c.C.Primary
-	if p == nil {
-		n.c.t.Fatal("nodetest: ReplayFromPrimary while the primary is stopped")
+	if n.IsPrimary() {
+		n.c.t.Fatalf("nodetest: ReplayFromPrimary on the primary %s", n.Name)
 	}
+	p := n.c.runningPrimary("ReplayFromPrimary")
 	n.tamper("replay from the primary", func(ctx context.Context, s *badgerstore.Store) error {
 		last, err := s.LastTransaction(ctx)
 		if err != nil {
@@ -412,8 +658,8 @@ func (n *Node) ReplayFromPrimary(edit func(txn *storage.Transaction) bool) {
 	})
 }
 
-// CommitExtra commits a transaction of the test's making to the replica's
-// store alone, at a TID after the replica's last (txn.TID, or one the
+// CommitExtra commits a transaction of the test's making to the node's
+// store alone (a replica's, or the primary's behind its replicas' backs), at a TID after the replica's last (txn.TID, or one the
 // store chooses when it is 0), and returns it: a transaction no other node
 // has.
 func (n *Node) CommitExtra(txn storage.Transaction) storage.Commit {
@@ -439,7 +685,7 @@ func (n *Node) CommitExtra(txn storage.Transaction) storage.Commit {
 }
 
 // CorruptObject replaces the data of oid's current revision in the
-// replica's store in place, leaving every transaction and chain value as
+// node's store in place, leaving every transaction and chain value as
 // it was: a node whose history agrees with the others but whose state
 // does not (a bad disk).
 func (n *Node) CorruptObject(oid storage.OID, data []byte) {

@@ -3,7 +3,9 @@ package nodetest
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -192,5 +194,78 @@ func TestReplayFromPrimary(t *testing.T) {
 	getJSON(t, r2, "/chain/before?tid=ffffffffffffffff", &got)
 	if got.TID != extra.TID.String() || got.Chain != extra.Chain.String() {
 		t.Fatalf("r2's newest transaction = %+v; want %s %s", got, extra.TID, extra.Chain)
+	}
+}
+
+// post POSTs a JSON body to path on the node's admin server and returns
+// the status code.
+func post(t *testing.T, n *Node, path, body string) int {
+	t.Helper()
+	resp, err := client.Post("http://"+n.AdminAddr()+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST %s to %s: %v", path, n.Name, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+func TestPromoteFollowAndOldPrimary(t *testing.T) {
+	c := StartCluster(t, Options{Replicas: 2})
+	c.Workload(5, 2, 10)
+	c.WaitCaughtUp()
+	old := c.Primary()
+	old.Stop()
+	r1, r2 := c.Node("r1"), c.Node("r2")
+	if code := post(t, r1, "/promote", ""); code != http.StatusOK {
+		t.Fatalf("promote: %d", code)
+	}
+	if c.Primary() != r1 || !r1.IsPrimary() {
+		t.Fatalf("primary is %s after promoting r1", c.Primary().Name)
+	}
+	if code := post(t, r2, "/follow", fmt.Sprintf(`{"primary":%q}`, r1.GCSAddr())); code != http.StatusOK {
+		t.Fatalf("follow: %d", code)
+	}
+	c.WaitHealthy("r2")
+	more := c.Workload(3, 2, 10)
+	c.WaitCaughtUp("r2")
+
+	// The old primary made a transaction its replicas never got; back as
+	// a replica, it is divergent.
+	extra := old.CommitExtra(storage.Transaction{Meta: storage.TxnMeta{User: []byte("lost")},
+		Records: []storage.Record{{OID: 1, Data: []byte("only on the old primary")}}})
+	old.StartAsReplica()
+	c.WaitPrimaryQuarantined(PrimaryName)
+	if q := c.PrimaryState(PrimaryName).Quarantine; q.TID != extra.TID {
+		t.Fatalf("old primary quarantined at %s, want %s: %+v", q.TID, extra.TID, q)
+	}
+	if got := chainAt(t, r2, more[2].TID); got != more[2].Chain.String() {
+		t.Fatalf("r2 chain %s; want %s", got, more[2].Chain)
+	}
+	// Released and resynced, it equals the new primary.
+	if code := post(t, r1, "/replicas/primary/release", ""); code != http.StatusOK {
+		t.Fatalf("release on the primary: %d", code)
+	}
+	if code := post(t, old, "/resync", ""); code != http.StatusOK {
+		t.Fatalf("resync: %d", code)
+	}
+	c.WaitHealthy(PrimaryName)
+	c.WaitCaughtUp(PrimaryName)
+}
+
+func TestPrimaryInjection(t *testing.T) {
+	c := StartCluster(t, Options{Replicas: 1})
+	c.Workload(3, 2, 6)
+	c.WaitCaughtUp()
+	p := c.Primary()
+	p.CorruptObject(2, []byte("bad disk on the primary"))
+	if !p.Running() || !p.IsPrimary() {
+		t.Fatal("CorruptObject left the primary stopped")
+	}
+	c.WaitHealthy("r1")
+	last := c.Workload(1, 1, 6)[0]
+	c.WaitCaughtUp()
+	if d := differingRanges(digest(t, p, last.TID), digest(t, c.Node("r1"), last.TID)); len(d) != 1 {
+		t.Fatalf("ranges %v differ; want the one holding object 2", d)
 	}
 }
