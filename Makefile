@@ -15,7 +15,7 @@ FUZZTIME   ?= 30s
 BENCHTIME  ?= 1s
 TEST_FLAGS ?=
 
-.PHONY: all build test lint fmt-check vet staticcheck unit bench fuzz clean demo
+.PHONY: all build test lint fmt-check vet staticcheck unit bench bench-go fuzz clean demo
 
 all: build test
 
@@ -45,13 +45,22 @@ unit:
 	$(GO) test $(TEST_FLAGS) $(NORACE_PKGS)
 	$(GO) test -race $(TEST_FLAGS) $(RACE_PKGS)
 
+# The project's benchmark table (see "Reading the benchmark table" in the
+# README): one process, loopback TCP, durable badger stores; about five
+# minutes. BENCH_FLAGS passes flags to `repld bench-table`, e.g.
+# BENCH_FLAGS='--row-duration 1s --json'.
+BENCH_FLAGS ?=
 bench:
+	$(GO) run ./cmd/repld bench-table $(BENCH_FLAGS)
+
+# The Go micro-benchmarks of every package.
+bench-go:
 	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) ./...
 
 # Runs every fuzz target for FUZZTIME each.
 fuzz:
 	@set -e; for file in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
-		dir=./$$(dirname $$file); \
+		dir=$$(dirname $$file); \
 		for target in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$file | cut -d' ' -f2); do \
 			echo "== $$dir $$target ($(FUZZTIME))"; \
 			$(GO) test -run='^$$' -fuzz="^$$target$$" -fuzztime=$(FUZZTIME) $$dir; \

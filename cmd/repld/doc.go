@@ -1,7 +1,9 @@
 // Command repld runs one node of a repld cluster: `repld primary` (the
 // replicating store and its admin endpoint), `repld replica` (applies the
-// primary's stream, serves reads) or `repld demo` (a whole cluster in one
-// process showing a quarantine).
+// primary's stream, serves reads), `repld demo` (a whole cluster in one
+// process showing a quarantine), `repld bench` (a workload against running
+// nodes over the network client) or `repld bench-table` (the benchmark
+// table of `make bench`, package internal/benchtable).
 //
 // It owns the wiring, nothing of the protocol: flags and their precedence
 // (command line, then REPLD_* environment variables, then the --config file,

@@ -57,7 +57,7 @@ wins over the environment, which wins over the config file.`,
 	addChoice(root, pf, g.logLevel, "log-level", "log level")
 	addChoice(root, pf, g.logFormat, "log-format", "log format (default console on a terminal, json otherwise)")
 	root.SetErr(stderr)
-	root.AddCommand(newPrimaryCmd(g), newReplicaCmd(g), newDemoCmd(g))
+	root.AddCommand(newPrimaryCmd(g), newReplicaCmd(g), newDemoCmd(g), newBenchCmd(g), newBenchTableCmd(g))
 	return root
 }
 

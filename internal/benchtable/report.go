@@ -1,0 +1,111 @@
+package benchtable
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/repld/repld/primary"
+)
+
+// find returns the row of setup s and workload name with clients clients.
+func (t *Table) find(s Setup, name string, clients int) *Row {
+	for i := range t.Rows {
+		r := &t.Rows[i]
+		if r.Setup == s.String() && r.Workload.Name == name && r.Workload.Clients == clients {
+			return r
+		}
+	}
+	return nil
+}
+
+// evaluate checks the targets against the measured rows; a target
+// whose row was not measured is reported as not met, with no source.
+func evaluate(t *Table) []Target {
+	applied1 := Setup{Replicas: 1, Mode: primary.Applied}
+	var out []Target
+	add := func(name, want, unit string, row *Row, got func(*Row) float64, met func(float64) bool) {
+		tg := Target{Name: name, Want: want, Unit: unit}
+		if row != nil {
+			tg.Got = got(row)
+			tg.Met = met(tg.Got)
+			tg.Source = fmt.Sprintf("%s, %s, %d clients", row.Setup, row.Workload.Name, row.Workload.Clients)
+		}
+		out = append(out, tg)
+	}
+	add("applied, 1 replica, small txns, 16 clients: commits/s vs local-only", ">= 0.70", "×",
+		t.find(applied1, "small", 16), func(r *Row) float64 { return r.Ratio }, func(v float64) bool { return v >= 0.7 })
+	add("applied, 1 replica, 1 client: p50 latency vs local-only", "<= 3.00", "×",
+		t.find(applied1, "small", 1), func(r *Row) float64 { return r.P50Ratio }, func(v float64) bool { return v > 0 && v <= 3 })
+	add("16 MiB objects replicated (applied, 1 replica)", ">= 500", "MB/s",
+		t.find(applied1, "large", 1), func(r *Row) float64 { return r.Result.MBPerSec() }, func(v float64) bool { return v >= 500 })
+	cu := Target{Name: "catch-up of a stopped replica", Want: ">= 50000", Unit: "txns/s"}
+	if t.CatchUp != nil {
+		cu.Got = t.CatchUp.TxnsPerSec()
+		cu.Met = cu.Got >= 50000
+		cu.Source = fmt.Sprintf("%d transactions", t.CatchUp.Txns)
+	}
+	return append(out, cu)
+}
+
+func us(d time.Duration) string {
+	return fmt.Sprintf("%.0f", float64(d)/float64(time.Microsecond))
+}
+
+// Print writes the table for people: the rows, the transfers and the
+// targets.
+func (t *Table) Print(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "SETUP\tPATH\tWORKLOAD\tCLIENTS\tCOMMITS/S\tRATIO\tOBJECTS/S\tMB/S\tP50 µs\tP99 µs\tP999 µs\tP50 RATIO\tLAG ms\t")
+	for _, r := range t.Rows {
+		res := r.Result
+		lag := "-"
+		if r.Replicas > 0 {
+			lag = fmt.Sprintf("%.1f", float64(r.Lag)/float64(time.Millisecond))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%.2f\t%.0f\t%.1f\t%s\t%s\t%s\t%.2f\t%s\t\n",
+			r.Setup, r.Path, workloadName(r.Workload), r.Workload.Clients,
+			res.CommitsPerSec(), r.Ratio, res.ObjectsPerSec(), res.MBPerSec(),
+			us(res.Commit.P50), us(res.Commit.P99), us(res.Commit.P999), r.P50Ratio, lag)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if t.CatchUp != nil {
+		fmt.Fprintf(w, "\ncatch-up: a replica stopped for %d transactions caught up in %v: %.0f txns/s\n",
+			t.CatchUp.Txns, t.CatchUp.Elapsed.Round(time.Millisecond), t.CatchUp.TxnsPerSec())
+	}
+	if t.Resync != nil {
+		fmt.Fprintf(w, "full resync: an empty replica copied %d transactions (%.0f MB of object data) in %v: %.0f txns/s, %.0f MB/s\n",
+			t.Resync.Txns, float64(t.Resync.Bytes)/1e6, t.Resync.Elapsed.Round(time.Millisecond), t.Resync.TxnsPerSec(), t.Resync.MBPerSec())
+	}
+	fmt.Fprintln(w, "\ntargets:")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, tg := range t.Targets {
+		verdict, got := "MISSED", "not measured"
+		if tg.Met {
+			verdict = "met"
+		}
+		if tg.Source != "" {
+			got = fmt.Sprintf("%.2f %s", tg.Got, tg.Unit)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\twant %s\t%s\n", verdict, tg.Name, tg.Want, got)
+	}
+	return tw.Flush()
+}
+
+// workloadName spells a workload as "small 1×100 B".
+func workloadName(w Workload) string {
+	return fmt.Sprintf("%s %d×%s", w.Name, w.ObjectsPerTxn, size(w.ObjectSize))
+}
+
+func size(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d B", n)
+}

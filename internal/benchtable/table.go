@@ -1,0 +1,408 @@
+package benchtable
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/repld/repld/internal/loadgen"
+	"github.com/repld/repld/primary"
+	"github.com/repld/repld/replica"
+	"github.com/repld/repld/storage"
+)
+
+// Defaults of zero Config fields.
+const (
+	DefaultRowDuration = 3 * time.Second
+	DefaultCatchUpTxns = 100000
+	DefaultResyncLarge = 32
+	// largeObject is the object size of the large workload and of the
+	// large objects the full resync copies.
+	largeObject = 16 << 20
+)
+
+// Workload is one column group of the table: what each client commits.
+type Workload struct {
+	// Name is "small", "medium" or "large" in the default table.
+	Name          string `json:"name"`
+	Clients       int    `json:"clients"`
+	ObjectsPerTxn int    `json:"objects_per_txn"`
+	ObjectSize    int    `json:"object_size"`
+}
+
+// DefaultWorkloads returns the issue's workloads: small (1 × 100 B) and
+// medium (10 × 1 KiB) with 1 and 16 clients, large (1 × 16 MiB) with 1
+// client.
+func DefaultWorkloads() []Workload {
+	return []Workload{
+		{"small", 1, 1, 100},
+		{"small", 16, 1, 100},
+		{"medium", 1, 10, 1 << 10},
+		{"medium", 16, 10, 1 << 10},
+		{"large", 1, 1, largeObject},
+	}
+}
+
+// Setup is what a row runs against.
+type Setup struct {
+	// Local runs against a badgerstore alone, with no replication: the
+	// baseline. Replicas and Mode are then ignored.
+	Local bool `json:"local"`
+	// Replicas is the number of replicas of the primary.
+	Replicas int `json:"replicas"`
+	// Mode is the primary's sync mode (k=1).
+	Mode primary.Mode `json:"-"`
+}
+
+// String names the setup as the table prints it.
+func (s Setup) String() string {
+	switch {
+	case s.Local:
+		return "local badger"
+	case s.Replicas == 0:
+		return "primary, 0 replicas"
+	case s.Replicas == 1:
+		return "1 replica, " + s.Mode.String()
+	}
+	return fmt.Sprintf("%d replicas, %s", s.Replicas, s.Mode)
+}
+
+// DefaultSetups returns local-only, a primary with no replica, and a
+// primary with 1 and with 2 replicas in each sync mode.
+func DefaultSetups() []Setup {
+	s := []Setup{{Local: true}, {Replicas: 0}}
+	for _, n := range []int{1, 2} {
+		for _, m := range []primary.Mode{primary.Async, primary.Received, primary.Applied} {
+			s = append(s, Setup{Replicas: n, Mode: m})
+		}
+	}
+	return s
+}
+
+// Nodes are the running primary and replicas of a row, for Config.Connect.
+type Nodes struct {
+	Primary  *primary.Primary
+	Replicas []*replica.Replica
+}
+
+// Config configures a run of the table. Zero fields take their defaults.
+type Config struct {
+	// Dir is where the temporary data directories go; empty means the
+	// system's temporary directory.
+	Dir string
+	// RowDuration is how long each row's workload runs; 0 means
+	// DefaultRowDuration.
+	RowDuration time.Duration
+	// Workloads and Setups span the rows; nil means DefaultWorkloads and
+	// DefaultSetups. Every workload runs against the local setup too,
+	// which is its baseline.
+	Workloads []Workload
+	Setups    []Setup
+	// CatchUpTxns is how many small transactions the primary commits while
+	// the replica is stopped in the catch-up measurement; 0 means
+	// DefaultCatchUpTxns, negative skips the catch-up and resync.
+	CatchUpTxns int
+	// ResyncLarge is how many 16 MiB objects the primary commits on top
+	// before the full resync; 0 means DefaultResyncLarge, negative none.
+	ResyncLarge int
+	// Connect, if set, returns the storage a replicated row's clients use
+	// (a network client to the nodes' client ports), the path name the
+	// table shows for it, and a function that releases it. Nil runs the
+	// workload against the embedded primary.
+	Connect func(ctx context.Context, n Nodes) (s storage.Storage, path string, release func() error, err error)
+	// Progress, if set, receives one line per finished measurement while
+	// the table runs.
+	Progress io.Writer
+	// Logger receives the nodes' logs; nil discards them.
+	Logger *zap.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.RowDuration == 0 {
+		c.RowDuration = DefaultRowDuration
+	}
+	if c.Workloads == nil {
+		c.Workloads = DefaultWorkloads()
+	}
+	if c.Setups == nil {
+		c.Setups = DefaultSetups()
+	}
+	if c.CatchUpTxns == 0 {
+		c.CatchUpTxns = DefaultCatchUpTxns
+	}
+	if c.ResyncLarge == 0 {
+		c.ResyncLarge = DefaultResyncLarge
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	return c
+}
+
+// Validate reports every bad setting, naming it, its value and the fix.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if c.RowDuration < 0 {
+		errs = append(errs, fmt.Errorf("benchtable: RowDuration is %v: use a positive duration such as 3s", c.RowDuration))
+	}
+	for _, w := range c.Workloads {
+		if err := (loadgen.Config{Clients: w.Clients, ObjectsPerTxn: w.ObjectsPerTxn, ObjectSize: w.ObjectSize}).Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("benchtable: workload %q: %w", w.Name, err))
+		}
+	}
+	for _, s := range c.Setups {
+		if !s.Local && (s.Replicas < 0 || s.Replicas > 16) {
+			errs = append(errs, fmt.Errorf("benchtable: setup %q: Replicas is %d: use 0 to 16", s, s.Replicas))
+		}
+		if err := (primary.SyncPolicy{Mode: s.Mode}).Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("benchtable: setup %q: %w", s, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Row is one measured row.
+type Row struct {
+	Setup    string         `json:"setup"`
+	Replicas int            `json:"replicas"`
+	Mode     string         `json:"mode"`
+	Path     string         `json:"path"`
+	Workload Workload       `json:"workload"`
+	Result   loadgen.Result `json:"result"`
+	// Ratio is commits/s over the local-only row's of the same workload,
+	// P50Ratio the p50 commit latency over the local-only row's.
+	Ratio    float64 `json:"ratio"`
+	P50Ratio float64 `json:"p50_ratio"`
+	// Lag is how long after the workload stopped the slowest replica
+	// still took to apply the last commit.
+	Lag time.Duration `json:"lag"`
+}
+
+// Transfer is a catch-up or resync measurement.
+type Transfer struct {
+	Txns    uint64        `json:"txns"`
+	Bytes   uint64        `json:"bytes"`
+	Elapsed time.Duration `json:"elapsed"`
+}
+
+// TxnsPerSec is transactions applied per second.
+func (t Transfer) TxnsPerSec() float64 { return rate(float64(t.Txns), t.Elapsed) }
+
+// MBPerSec is object data applied per second, in MB (10^6 bytes).
+func (t Transfer) MBPerSec() float64 { return rate(float64(t.Bytes)/1e6, t.Elapsed) }
+
+func rate(n float64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return n / d.Seconds()
+}
+
+// Target is one of the issue's performance targets and how this run did.
+type Target struct {
+	Name   string  `json:"name"`
+	Want   string  `json:"want"`
+	Got    float64 `json:"got"`
+	Unit   string  `json:"unit"`
+	Met    bool    `json:"met"`
+	Source string  `json:"source"` // the row it comes from; empty if not measured
+}
+
+// Table is the result of a run.
+type Table struct {
+	Rows    []Row     `json:"rows"`
+	CatchUp *Transfer `json:"catch_up,omitempty"`
+	Resync  *Transfer `json:"resync,omitempty"`
+	Targets []Target  `json:"targets"`
+}
+
+// Run measures every row and the transfers, and evaluates the targets. It
+// returns the rows measured so far with the first error.
+func Run(ctx context.Context, cfg Config) (*Table, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	r := &runner{cfg: cfg, t: &Table{}}
+	err := r.run(ctx)
+	r.t.Targets = evaluate(r.t)
+	return r.t, err
+}
+
+type runner struct {
+	cfg Config
+	t   *Table
+}
+
+func (r *runner) run(ctx context.Context) error {
+	for _, w := range r.cfg.Workloads {
+		base, err := r.row(ctx, Setup{Local: true}, w, nil)
+		if err != nil {
+			return err
+		}
+		for _, s := range r.cfg.Setups {
+			if s.Local {
+				continue
+			}
+			if _, err := r.row(ctx, s, w, &base); err != nil {
+				return err
+			}
+		}
+	}
+	if r.cfg.CatchUpTxns > 0 {
+		return r.transfers(ctx)
+	}
+	return nil
+}
+
+// tempDir makes the directory of one measurement; the caller removes it.
+func (r *runner) tempDir(name string) (string, error) {
+	return os.MkdirTemp(r.cfg.Dir, "repld-bench-"+name+"-")
+}
+
+// row measures workload w on setup s and appends the row; base is the
+// local-only row of w (nil while measuring it).
+func (r *runner) row(ctx context.Context, s Setup, w Workload, base *Row) (Row, error) {
+	row := Row{Setup: s.String(), Replicas: s.Replicas, Mode: s.Mode.String(), Workload: w, Ratio: 1, P50Ratio: 1}
+	if s.Local || s.Replicas == 0 {
+		row.Mode = "-"
+	}
+	dir, err := r.tempDir("row")
+	if err != nil {
+		return row, err
+	}
+	defer os.RemoveAll(dir)
+	lc := loadgen.Config{Clients: w.Clients, Duration: r.cfg.RowDuration, ObjectSize: w.ObjectSize, ObjectsPerTxn: w.ObjectsPerTxn}
+	if s.Local {
+		row.Path = "local"
+		err = r.local(ctx, dir, lc, &row)
+	} else {
+		err = r.replicated(ctx, dir, s, lc, &row)
+	}
+	if err != nil {
+		return row, fmt.Errorf("%s, %s with %d clients: %w", s, w.Name, w.Clients, err)
+	}
+	if base != nil {
+		row.Ratio = ratio(row.Result.CommitsPerSec(), base.Result.CommitsPerSec())
+		row.P50Ratio = ratio(float64(row.Result.Commit.P50), float64(base.Result.Commit.P50))
+	}
+	r.t.Rows = append(r.t.Rows, row)
+	fmt.Fprintf(r.cfg.Progress, "%-22s %-7s %2d clients: %9.0f commits/s (×%.2f), p50 %v, lag %v\n",
+		row.Setup, w.Name, w.Clients, row.Result.CommitsPerSec(), row.Ratio, row.Result.Commit.P50, row.Lag.Round(time.Millisecond))
+	return row, nil
+}
+
+// local runs lc against a badgerstore alone.
+func (r *runner) local(ctx context.Context, dir string, lc loadgen.Config, row *Row) error {
+	store, err := openBadger(ctx, dir, r.cfg.Logger)
+	if err != nil {
+		return err
+	}
+	row.Result, err = loadgen.Run(ctx, store, lc)
+	return errors.Join(err, store.Close())
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// replicated runs lc against a primary with s.Replicas replicas, through
+// Config.Connect if set, and measures the replicas' lag at the end.
+func (r *runner) replicated(ctx context.Context, dir string, s Setup, lc loadgen.Config, row *Row) (err error) {
+	c, err := startCluster(ctx, dir, s.Mode, s.Replicas, r.cfg.Logger)
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	defer func() { err = errors.Join(err, c.close()) }()
+	var store storage.Storage = c.p
+	row.Path = "embedded"
+	if r.cfg.Connect != nil {
+		n := Nodes{Primary: c.p}
+		for _, x := range c.reps {
+			n.Replicas = append(n.Replicas, x.rep)
+		}
+		var release func() error
+		if store, row.Path, release, err = r.cfg.Connect(ctx, n); err != nil {
+			return fmt.Errorf("connect: %w", err)
+		}
+		defer func() { err = errors.Join(err, release()) }()
+	}
+	if row.Result, err = loadgen.Run(ctx, store, lc); err != nil {
+		return err
+	}
+	end := time.Now()
+	if err := c.waitApplied(ctx, row.Result.LastTID); err != nil {
+		return err
+	}
+	row.Lag = time.Since(end)
+	return nil
+}
+
+// transfers measures the catch-up of a stopped replica and the full resync
+// of an empty one.
+func (r *runner) transfers(ctx context.Context) (err error) {
+	dir, err := r.tempDir("transfer")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	c, err := startCluster(ctx, dir, primary.Async, 1, r.cfg.Logger)
+	if err != nil {
+		return fmt.Errorf("catch-up: start: %w", err)
+	}
+	defer func() { err = errors.Join(err, c.close()) }()
+
+	r1 := c.reps[0]
+	if err := c.stopReplica(r1); err != nil {
+		return fmt.Errorf("catch-up: stop replica: %w", err)
+	}
+	small, err := loadgen.Run(ctx, c.p, loadgen.Config{Clients: 16, Transactions: r.cfg.CatchUpTxns, ObjectSize: 100})
+	if err != nil {
+		return fmt.Errorf("catch-up: commit %d transactions: %w", r.cfg.CatchUpTxns, err)
+	}
+	start := time.Now()
+	if _, err := c.startReplica(ctx, r1.name); err != nil {
+		return fmt.Errorf("catch-up: restart replica: %w", err)
+	}
+	if err := c.waitApplied(ctx, small.LastTID); err != nil {
+		return fmt.Errorf("catch-up: %w", err)
+	}
+	r.t.CatchUp = &Transfer{Txns: small.Commits, Bytes: small.Bytes, Elapsed: time.Since(start)}
+	fmt.Fprintf(r.cfg.Progress, "catch-up of %d transactions: %.0f txns/s\n", small.Commits, r.t.CatchUp.TxnsPerSec())
+
+	total := *r.t.CatchUp
+	last := small.LastTID
+	if r.cfg.ResyncLarge > 0 {
+		large, err := loadgen.Run(ctx, c.p, loadgen.Config{Transactions: r.cfg.ResyncLarge, ObjectSize: largeObject})
+		if err != nil {
+			return fmt.Errorf("resync: commit %d large objects: %w", r.cfg.ResyncLarge, err)
+		}
+		total.Txns += large.Commits
+		total.Bytes += large.Bytes
+		last = large.LastTID
+	}
+	start = time.Now()
+	if _, err := c.startReplica(ctx, "fresh"); err != nil {
+		return fmt.Errorf("resync: start replica: %w", err)
+	}
+	if err := c.waitApplied(ctx, last); err != nil {
+		return fmt.Errorf("resync: %w", err)
+	}
+	total.Elapsed = time.Since(start)
+	r.t.Resync = &total
+	fmt.Fprintf(r.cfg.Progress, "full resync of %d transactions, %.0f MB: %.0f txns/s, %.0f MB/s\n",
+		total.Txns, float64(total.Bytes)/1e6, total.TxnsPerSec(), total.MBPerSec())
+	return nil
+}

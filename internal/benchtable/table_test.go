@@ -1,0 +1,88 @@
+package benchtable
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/repld/repld/primary"
+)
+
+// TestRunSmallTable runs a two-setup, one-workload table with short rows
+// and a small catch-up: the whole runner, in seconds.
+func TestRunSmallTable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Second)
+	defer cancel()
+	var progress bytes.Buffer
+	tab, err := Run(ctx, Config{
+		Dir:         t.TempDir(),
+		RowDuration: 100 * time.Millisecond,
+		Workloads:   []Workload{{"small", 1, 1, 100}},
+		Setups:      []Setup{{Local: true}, {Replicas: 1, Mode: primary.Applied}},
+		CatchUpTxns: 200,
+		ResyncLarge: 1,
+		Progress:    &progress,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tab.Rows) != 2 {
+		t.Fatalf("%d rows, want 2", len(tab.Rows))
+	}
+	local, applied := tab.Rows[0], tab.Rows[1]
+	if local.Path != "local" || local.Ratio != 1 || applied.Path != "embedded" || applied.Setup != "1 replica, applied" {
+		t.Fatalf("rows %+v and %+v", local, applied)
+	}
+	for _, r := range tab.Rows {
+		if r.Result.Commits == 0 || r.Ratio <= 0 || r.P50Ratio <= 0 {
+			t.Fatalf("row %s measured nothing: %+v", r.Setup, r)
+		}
+	}
+	if tab.CatchUp == nil || tab.CatchUp.Txns != 200 || tab.CatchUp.TxnsPerSec() <= 0 {
+		t.Fatalf("catch-up %+v, want 200 transactions", tab.CatchUp)
+	}
+	if tab.Resync == nil || tab.Resync.Txns != 201 || tab.Resync.Bytes != 200*100+largeObject {
+		t.Fatalf("resync %+v, want 201 transactions", tab.Resync)
+	}
+	if len(tab.Targets) != 4 || tab.Targets[0].Source != "" || tab.Targets[1].Source == "" || tab.Targets[2].Source != "" || tab.Targets[3].Source == "" {
+		t.Fatalf("targets %+v", tab.Targets)
+	}
+
+	var out bytes.Buffer
+	if err := tab.Print(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"SETUP", "local badger", "1 replica, applied", "small 1×100 B", "catch-up:", "full resync:", "targets:", "not measured"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	if !strings.Contains(progress.String(), "catch-up of 200 transactions") {
+		t.Errorf("progress lacks the catch-up:\n%s", progress.String())
+	}
+	if _, err := json.Marshal(tab); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{RowDuration: -time.Second}, "RowDuration is -1s"},
+		{Config{Workloads: []Workload{{"w", -1, 1, 1}}}, `workload "w": loadgen: Clients is -1`},
+		{Config{Setups: []Setup{{Replicas: -1}}}, "Replicas is -1"},
+		{Config{Setups: []Setup{{Replicas: 1, Mode: 7}}}, "Sync.Mode is 7"},
+	} {
+		if err := tc.cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Validate(%+v) = %v, want an error containing %q", tc.cfg, err, tc.want)
+		}
+	}
+	if err := (Config{}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
