@@ -122,6 +122,13 @@ func (w *Writer) Send(m wire.Message) error {
 	return nil
 }
 
+// Hold is Send without waking the Writer's goroutine: m goes out with the
+// next message sent, which the caller sends at once (an answer that m
+// must precede, in the same write).
+func (w *Writer) Hold(m wire.Message) error {
+	return w.enqueue(context.Background(), false, m)
+}
+
 // SendWait is Send for a sender that may block: while the queue is full it
 // waits for room (or for ctx to end), and it writes the queue itself when
 // no other goroutine is writing.

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,6 +104,50 @@ func TestWriterCoalescesAndKeepsOrder(t *testing.T) {
 	_ = client.Close()
 	w.Close()
 	_ = server.Close()
+}
+
+// recorder is a connection that keeps what is written to it.
+type recorder struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.buf.Write(b)
+}
+
+func (r *recorder) Close() error { return nil }
+
+func (r *recorder) bytes() []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return bytes.Clone(r.buf.Bytes())
+}
+
+// TestHoldWaitsForTheNextSend: a held message is not written on its own,
+// and goes out before the message sent next.
+func TestHoldWaitsForTheNextSend(t *testing.T) {
+	c := codec(t, wire.Config{})
+	var r recorder
+	w := clientproto.NewWriter(&r, c, 1<<20, 0)
+	defer w.Close()
+	held := &wire.CInvalidate{TID: 7, OIDs: make([]byte, 8)}
+	if err := w.Hold(held); err != nil {
+		t.Fatal(err)
+	}
+	if b := r.bytes(); len(b) != 0 {
+		t.Fatalf("Hold wrote %d bytes; want none before the next send", len(b))
+	}
+	answer := &wire.CCommit{ID: 1, TID: 7}
+	if err := w.SendWait(context.Background(), answer); err != nil {
+		t.Fatal(err)
+	}
+	want := append(frame(t, c, held), frame(t, c, answer)...)
+	if b := r.bytes(); !bytes.Equal(b, want) {
+		t.Fatalf("wrote %x; want the held frame, then the answer: %x", b, want)
+	}
 }
 
 func TestWriterQueueBound(t *testing.T) {

@@ -9,7 +9,9 @@
 // answer in any order; each carries the client's request id. A transaction
 // is bound to its connection and runs its requests in order on a goroutine
 // of its own, because a vote may wait for the commit lock while the
-// connection's other requests go on. Stores are not answered: the first
+// connection's other requests go on; a connection keeps one such goroutine
+// waiting between transactions rather than start one per transaction.
+// Stores are not answered: the first
 // failing store of a transaction is reported by its vote, so a client
 // streams its stores without a round trip each. When a connection ends for
 // any reason, its open transactions are aborted (releasing the commit lock
@@ -27,7 +29,9 @@
 // wait for. Commits made through the server are announced by the server
 // itself. Commits made elsewhere must reach the Hub too: wrap the store an
 // embedding application or a replica's apply loop commits through with
-// Notifying, or, for a store that cannot be wrapped, run Follow.
+// Notifying, or, for a store that cannot be wrapped, run Follow. The
+// invalidation of a client's own commit goes out in the same write as the
+// commit's answer, just before it.
 //
 // # Guarantees
 //

@@ -20,7 +20,11 @@ type Hub struct {
 }
 
 type subscriber struct {
-	fn func(tid storage.TID, oids []byte)
+	// owner is the connection that subscribed (nil: none).
+	owner *conn
+	// fn receives each notification; own says the commit was made by
+	// owner's client, which is answered right after (see publish).
+	fn func(tid storage.TID, oids []byte, own bool)
 }
 
 // NewHub returns a Hub with no subscribers and last TID 0.
@@ -31,7 +35,13 @@ func NewHub() *Hub {
 // Publish announces that transaction tid committed and changed oids: every
 // subscriber receives it, and Last becomes at least tid. oids are the
 // caller's; they may be in any order and contain repeats.
-func (h *Hub) Publish(tid storage.TID, oids []storage.OID) {
+func (h *Hub) Publish(tid storage.TID, oids []storage.OID) { h.publish(nil, tid, oids) }
+
+// publish is Publish for a commit made by origin's client (nil: by someone
+// else). origin's subscriber only queues its notification, without waking
+// its writer: the commit's answer, which origin sends next, carries it in
+// the same write.
+func (h *Hub) publish(origin *conn, tid storage.TID, oids []storage.OID) {
 	sorted := slices.Clone(oids)
 	slices.Sort(sorted)
 	sorted = slices.Compact(sorted)
@@ -44,7 +54,7 @@ func (h *Hub) Publish(tid storage.TID, oids []storage.OID) {
 	// Subscribers are called under the lock so that all of them see
 	// notifications in the same order; they only queue.
 	for s := range h.subs {
-		s.fn(tid, packed)
+		s.fn(tid, packed, origin != nil && s.owner == origin)
 	}
 	h.advanceLocked(tid)
 }
@@ -90,10 +100,11 @@ func (h *Hub) Wait(ctx context.Context, tid storage.TID) bool {
 	}
 }
 
-// subscribe registers fn for every later Publish until the returned
-// function is called. fn runs under the Hub's lock and must not block.
-func (h *Hub) subscribe(fn func(tid storage.TID, oids []byte)) (unsubscribe func()) {
-	s := &subscriber{fn: fn}
+// subscribe registers fn for every later Publish on behalf of owner (nil:
+// none) until the returned function is called. fn runs under the Hub's
+// lock and must not block.
+func (h *Hub) subscribe(owner *conn, fn func(tid storage.TID, oids []byte, own bool)) (unsubscribe func()) {
+	s := &subscriber{owner: owner, fn: fn}
 	h.mu.Lock()
 	h.subs[s] = struct{}{}
 	h.mu.Unlock()

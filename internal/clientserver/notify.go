@@ -54,6 +54,11 @@ func (n *notifying) Begin(ctx context.Context, meta storage.TxnMeta) (storage.Tx
 	return &notifyingTxn{Txn: txn, hub: n.hub}, nil
 }
 
+// originKey is the context key under which a connection's transactions
+// carry the connection, so that the notification of its own commit goes
+// out with the commit's answer.
+type originKey struct{}
+
 type notifyingTxn struct {
 	storage.Txn
 	hub  *Hub
@@ -69,18 +74,22 @@ func (t *notifyingTxn) Store(ctx context.Context, oid storage.OID, serial storag
 }
 
 func (t *notifyingTxn) Finish(ctx context.Context) (storage.Commit, error) {
-	return t.published(t.Txn.Finish(ctx))
+	c, err := t.Txn.Finish(ctx)
+	return t.published(ctx, c, err)
 }
 
 func (t *notifyingTxn) FinishAt(ctx context.Context, tid storage.TID, expect storage.Checksum) (storage.Commit, error) {
-	return t.published(t.Txn.FinishAt(ctx, tid, expect))
+	c, err := t.Txn.FinishAt(ctx, tid, expect)
+	return t.published(ctx, c, err)
 }
 
 // published publishes a commit. A commit returned with an error (a primary
 // whose replicas did not acknowledge in time) is committed all the same.
-func (t *notifyingTxn) published(c storage.Commit, err error) (storage.Commit, error) {
+// ctx tells a commit made by a connection's client (see originKey).
+func (t *notifyingTxn) published(ctx context.Context, c storage.Commit, err error) (storage.Commit, error) {
 	if c.TID != 0 {
-		t.hub.Publish(c.TID, t.oids)
+		origin, _ := ctx.Value(originKey{}).(*conn)
+		t.hub.publish(origin, c.TID, t.oids)
 		t.oids = nil
 	}
 	return c, err

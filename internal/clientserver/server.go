@@ -176,8 +176,13 @@ type conn struct {
 	log    *zap.Logger
 	ctx    context.Context
 	cancel context.CancelFunc
+	// txnCtx is ctx carrying the connection as its transactions' origin.
+	txnCtx context.Context
 	slots  chan struct{}
 	wg     sync.WaitGroup
+
+	// idle holds the way to a transaction goroutine waiting for work.
+	idle chan chan start
 
 	mu   sync.Mutex
 	txns map[uint64]*worker
@@ -185,18 +190,27 @@ type conn struct {
 
 func (s *Server) newConn(nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(s.ctx)
-	return &conn{
+	c := &conn{
 		s: s, nc: nc, w: clientproto.NewWriter(nc, s.codec, s.cfg.MaxQueued, s.cfg.WriteTimeout),
 		log: s.log.With(zap.Stringer("client", nc.RemoteAddr())), ctx: ctx, cancel: cancel,
 		slots: make(chan struct{}, s.cfg.MaxInFlight), txns: make(map[uint64]*worker),
+		idle: make(chan chan start, 1),
 	}
+	c.txnCtx = context.WithValue(ctx, originKey{}, c)
+	return c
 }
 
 // serve reads requests until the connection ends, then aborts the
 // connection's transactions.
 func (c *conn) serve() {
-	unsubscribe := c.s.hub.subscribe(func(tid storage.TID, oids []byte) {
-		if err := c.w.Send(&wire.CInvalidate{TID: uint64(tid), OIDs: oids}); err != nil {
+	unsubscribe := c.s.hub.subscribe(c, func(tid storage.TID, oids []byte, own bool) {
+		m := &wire.CInvalidate{TID: uint64(tid), OIDs: oids}
+		send := c.w.Send
+		if own {
+			// The commit's answer follows at once and writes both.
+			send = c.w.Hold
+		}
+		if err := send(m); err != nil {
 			c.log.Warn("dropping a client that does not keep up", zap.Error(err))
 			_ = c.nc.Close()
 		}

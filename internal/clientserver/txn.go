@@ -20,6 +20,12 @@ type worker struct {
 	ops chan wire.Message
 }
 
+// start hands a transaction to a goroutine.
+type start struct {
+	b *wire.CBegin
+	w *worker
+}
+
 // begin starts transaction m.Txn.
 func (c *conn) begin(m *wire.CBegin) error {
 	c.mu.Lock()
@@ -35,9 +41,36 @@ func (c *conn) begin(m *wire.CBegin) error {
 	}
 	w := &worker{ops: make(chan wire.Message, txnQueue)}
 	c.txns[m.Txn] = w
-	c.wg.Add(1)
-	go c.runTxn(m, w)
+	select {
+	case next := <-c.idle:
+		next <- start{b: m, w: w} // buffered: never blocks
+	default:
+		c.wg.Add(1)
+		go c.work(start{b: m, w: w})
+	}
 	return nil
+}
+
+// work runs transactions, the first s, until the connection ends. Between
+// two it waits for the connection's next begin, unless another goroutine
+// waits already: reusing a goroutine saves starting one, and growing its
+// stack, for each transaction.
+func (c *conn) work(s start) {
+	defer c.wg.Done()
+	next := make(chan start, 1)
+	for {
+		c.runTxn(s.b, s.w)
+		select {
+		case c.idle <- next:
+		default:
+			return
+		}
+		select {
+		case s = <-next:
+		case <-c.ctx.Done():
+			return
+		}
+	}
 }
 
 // toTxn queues a request of transaction txn.
@@ -74,8 +107,7 @@ func (c *conn) forget(txn uint64) {
 // with id 0 is pipelined: the client does not wait for its answer, so a
 // failure to begin is reported by the vote instead.
 func (c *conn) runTxn(b *wire.CBegin, w *worker) {
-	defer c.wg.Done()
-	ctx := c.ctx
+	ctx := c.txnCtx
 	txn, err := c.s.store.Begin(ctx, storage.TxnMeta{User: b.User, Description: b.Description, Extension: b.Extension})
 	if err != nil && b.ID != 0 {
 		c.forget(b.Txn)

@@ -2,6 +2,8 @@ package remote_test
 
 import (
 	"context"
+	"runtime"
+	"sync/atomic"
 	"testing"
 
 	"github.com/repld/repld/internal/clientserver"
@@ -44,6 +46,45 @@ func BenchmarkCommit(b *testing.B) {
 				}
 				serial = c.TID
 			}
+		})
+	}
+}
+
+// BenchmarkCommitParallel is BenchmarkCommit from 16 goroutines (on two
+// CPUs), each committing its own object: throughput through the commit
+// lock, which a remote transaction holds from its vote's answer until its
+// finish arrives.
+func BenchmarkCommitParallel(b *testing.B) {
+	ctx := context.Background()
+	data := make([]byte, 100)
+	for _, name := range []string{"local", "remote"} {
+		b.Run(name, func(b *testing.B) {
+			s := benchStores(b)[name]
+			b.SetBytes(int64(len(data)))
+			b.SetParallelism(max(1, 16/runtime.GOMAXPROCS(0)))
+			var next atomic.Uint64
+			b.RunParallel(func(pb *testing.PB) {
+				oid := storage.OID(next.Add(1))
+				var serial storage.TID
+				for pb.Next() {
+					txn, err := s.Begin(ctx, storage.TxnMeta{})
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					_ = txn.Store(ctx, oid, serial, data)
+					if err := txn.Vote(ctx); err != nil {
+						b.Error(err)
+						return
+					}
+					c, err := txn.Finish(ctx)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					serial = c.TID
+				}
+			})
 		})
 	}
 }
