@@ -28,8 +28,9 @@ type conn struct {
 	w    *clientproto.Writer
 	// onInvalidate receives the node's invalidations (nil: ignore them).
 	onInvalidate func(*wire.CInvalidate)
-	// onLost is called when the connection ends, before done is closed.
-	onLost func(*conn)
+	// onLost is called once, as soon as the connection is known to have
+	// ended (before any call fails because of it), with the reason.
+	onLost func(*conn, error)
 	// role is what the node said it is when the client connected ("" if
 	// it was not asked).
 	role string
@@ -37,8 +38,9 @@ type conn struct {
 	mu     sync.Mutex
 	nextID uint64
 	calls  map[uint64]*call
-	err    error // why the connection ended
+	err    error // why the connection ended, set by fail
 	done   chan struct{}
+	lose   sync.Once // runs fail's work once; later callers wait for it
 
 	nextTxn uint64 // guarded by mu
 }
@@ -52,7 +54,7 @@ type call struct {
 }
 
 // dial connects to addr and starts reading.
-func (c *Client) dial(ctx context.Context, addr string, onInvalidate func(*wire.CInvalidate), onLost func(*conn)) (*conn, error) {
+func (c *Client) dial(ctx context.Context, addr string, onInvalidate func(*wire.CInvalidate), onLost func(*conn, error)) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
 	var d net.Dialer
@@ -87,24 +89,44 @@ func (c *Client) dial(ctx context.Context, addr string, onInvalidate func(*wire.
 // close ends the connection; calls in flight fail.
 func (cn *conn) close() { _ = cn.nc.Close() }
 
+// fail ends the connection for err (the first reason wins) and tells the
+// endpoint before returning, also to a concurrent caller: every way a call
+// learns that the connection is lost goes through fail first, so once a
+// call has failed with ErrDisconnected the endpoint no longer hands the
+// connection out nor says it is up.
+func (cn *conn) fail(err error) {
+	cn.lose.Do(func() {
+		cn.mu.Lock()
+		cn.err = err
+		cn.mu.Unlock()
+		_ = cn.nc.Close()
+		cn.onLost(cn, err)
+	})
+}
+
+// failed reports whether fail was called.
+func (cn *conn) failed() bool {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	return cn.err != nil
+}
+
 func (cn *conn) readLoop() {
 	defer cn.c.wg.Done()
-	err := cn.read()
-	_ = cn.nc.Close()
+	cn.fail(cn.read())
 	cn.w.Close()
 	cn.mu.Lock()
-	cn.err = err
 	calls := cn.calls
 	cn.calls = nil
 	cn.mu.Unlock()
 	for _, cl := range calls {
 		close(cl.done)
 	}
-	cn.onLost(cn)
 	close(cn.done)
 }
 
-// read reads answers until the connection fails or breaks the protocol.
+// read reads answers until the connection fails or breaks the protocol;
+// it never returns nil.
 func (cn *conn) read() error {
 	r := bufio.NewReaderSize(cn.nc, readBuffer)
 	max := cn.c.codec.Config().MaxMessageLen
@@ -266,7 +288,7 @@ func (cn *conn) sendErr(err error) error {
 		errors.Is(err, wire.ErrMalformed), errors.Is(err, wire.ErrUnknownMethod):
 		return err
 	}
-	cn.close()
+	cn.fail(err)
 	return cn.lostErr()
 }
 

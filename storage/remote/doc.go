@@ -46,6 +46,8 @@
 // backoff (Config.BackoffMin, BackoffMax). While a node is unreachable,
 // calls that need it fail at once with an error matching ErrDisconnected,
 // which is retryable; calls in flight when a connection drops fail the
-// same way. Close closes every connection, stops every goroutine, and
-// makes later calls return storage.ErrClosed.
+// same way. A connection counts as lost from the moment any call fails
+// because of it: after that, WaitConnected waits for a new connection.
+// Close closes every connection, stops every goroutine, and makes later
+// calls return storage.ErrClosed.
 package remote

@@ -61,27 +61,41 @@ func (e *endpoint) waitUp(ctx context.Context) error {
 	}
 }
 
-// install makes cn the current connection.
-func (e *endpoint) install(cn *conn) {
+// install makes cn the current connection, unless it has already ended
+// (then lost will not be called for it any more); it reports whether it
+// did.
+func (e *endpoint) install(cn *conn) bool {
 	if e.primary {
 		// Invalidations may have been missed while disconnected.
 		e.c.cache.flush()
 	}
 	e.mu.Lock()
+	defer e.mu.Unlock()
+	// Checked under e.mu: a connection that ends after this check calls
+	// lost, which waits for e.mu, so it never stays installed.
+	if cn.failed() {
+		return false
+	}
 	e.cur = cn
 	close(e.up)
-	e.mu.Unlock()
+	return true
 }
 
-// lost is called by a connection when it ends: from then on calls fail
-// fast and waitUp waits for the next one.
-func (e *endpoint) lost(cn *conn) {
+// lost is called by a connection as soon as it ends, before any call
+// fails because of it: from then on calls fail fast and waitUp waits for
+// the next one.
+func (e *endpoint) lost(cn *conn, err error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.cur == cn {
+	cur := e.cur == cn
+	if cur {
 		e.cur = nil
-		e.lastErr = fmt.Errorf("connection to %s lost: %v", cn.addr, cn.err)
+		e.lastErr = fmt.Errorf("connection to %s lost: %v", cn.addr, err)
 		e.up = make(chan struct{})
+	}
+	e.mu.Unlock()
+	if cur && e.primary {
+		// Invalidations may be missed from now on.
+		e.c.cache.flush()
 	}
 }
 
@@ -112,8 +126,9 @@ func (e *endpoint) run(cn *conn) {
 			if e.everUp {
 				e.c.stats.reconnects.Add(1)
 			}
-			e.install(cn)
-			e.c.log.Info("connected", zap.String("addr", cn.addr), zap.Bool("primary", e.primary))
+			if e.install(cn) {
+				e.c.log.Info("connected", zap.String("addr", cn.addr), zap.Bool("primary", e.primary))
+			}
 		}
 		e.everUp = true
 		select {
@@ -121,10 +136,6 @@ func (e *endpoint) run(cn *conn) {
 		case <-ctx.Done():
 			cn.close()
 			<-cn.done
-		}
-		e.lost(cn) // in case it ended before it was installed
-		if e.primary {
-			e.c.cache.flush()
 		}
 		e.c.log.Info("disconnected", zap.String("addr", cn.addr), zap.Error(cn.err))
 		cn = nil

@@ -182,6 +182,13 @@ func TestReconnect(t *testing.T) {
 	if _, _, err := c.Load(context.Background(), 1); !errors.Is(err, remote.ErrDisconnected) {
 		t.Fatalf("Load while disconnected (the cache was flushed): %v; want ErrDisconnected", err)
 	}
+	// Once a call has failed with ErrDisconnected, WaitConnected waits for
+	// a new connection: here it can only end with its context.
+	done, cancelDone := context.WithCancel(context.Background())
+	cancelDone()
+	if err := c.WaitConnected(done); err == nil {
+		t.Fatal("WaitConnected succeeded while disconnected")
+	}
 
 	serve(t, addr, clientserver.Config{Store: store})
 	ctx, cancel := context.WithTimeout(context.Background(), bound)
