@@ -43,7 +43,32 @@ type pending struct {
 	seq   uint64
 	txn   storage.Txn
 	voted bool
+	// oids are a replayed transaction's objects, recorded in
+	// core.replayed at its finish.
+	oids []storage.OID
+	// restored collects a replayed transaction for core.restore instead
+	// of txn.
+	restored *storage.Transaction
 }
+
+// restorer is the fast path of replays a store may offer (badgerstore
+// does): it writes many whole committed transactions, checked against
+// their chain values, and shares one sync among them. It returns how many
+// of txns are durable: all, or those before the one its error is about.
+type restorer interface {
+	Restore(ctx context.Context, txns []storage.Transaction) (int, error)
+}
+
+// Bounds of a batch of replayed transactions for the restorer: it is
+// written when it reaches either, or when no message is waiting.
+const (
+	maxRestoreTxns  = 4096
+	maxRestoreBytes = 16 << 20
+)
+
+// maxReplayed bounds core.replayed: past it the pipeline is drained and
+// the map starts afresh from the store's committed state.
+const maxReplayed = 1 << 16
 
 // core is the replica's apply state machine: it takes the primary's
 // messages in stream order and turns them into storage calls,
@@ -65,6 +90,16 @@ type core struct {
 	// transaction being replayed.
 	inflight map[uint64]*pending
 	replay   *pending
+	// replayed maps each object a replayed transaction stored to that
+	// transaction's TID, from its finish until the pipeline is drained:
+	// the serial the next replayed store of the object must name, which
+	// the store cannot tell before that finish is durable.
+	replayed map[storage.OID]storage.TID
+	// restore is the store's restorer, if it has one; batch holds the
+	// finished replays not yet given to it, batchBytes their data size.
+	restore    restorer
+	batch      []storage.Transaction
+	batchBytes int
 	// primaryTID is the primary's last TID from its heartbeats.
 	primaryTID storage.TID
 	quarantine *Quarantine
@@ -82,7 +117,48 @@ type core struct {
 }
 
 func newCore(store storage.Storage, env coreEnv, log *zap.Logger, epoch uint64, lastTID storage.TID, q *Quarantine) *core {
-	return &core{store: store, env: env, log: log, epoch: epoch, lastTID: lastTID, quarantine: q, inflight: map[uint64]*pending{}}
+	c := &core{store: store, env: env, log: log, epoch: epoch, lastTID: lastTID, quarantine: q, inflight: map[uint64]*pending{}}
+	c.restore, _ = store.(restorer)
+	return c
+}
+
+// idle writes the batch of replayed transactions: no message is waiting.
+func (c *core) idle(ctx context.Context) {
+	if c.quarantine != nil || len(c.batch) == 0 {
+		return
+	}
+	if f := c.flushBatch(ctx); f != nil && ctx.Err() == nil {
+		c.fail(ctx, f)
+	}
+}
+
+// flushBatch gives the batch of replayed transactions to the restorer and
+// acknowledges what it made durable.
+func (c *core) flushBatch(ctx context.Context) *failure {
+	if len(c.batch) == 0 {
+		return nil
+	}
+	if f := c.drain(); f != nil {
+		return f
+	}
+	batch := c.batch
+	c.batch, c.batchBytes = c.batch[:0], 0
+	n, err := c.restore.Restore(ctx, batch)
+	for _, tx := range batch[:n] {
+		c.env.applied(tx.TID)
+	}
+	if n > 0 {
+		c.env.send(&wire.Applied{TID: uint64(batch[n-1].TID)})
+	}
+	var failed storage.TID
+	if n < len(batch) {
+		failed = batch[n].TID
+	}
+	clear(batch) // drops the object data
+	if err != nil {
+		return storageFailure(0, failed, fmt.Sprintf("restore at %s", failed), err)
+	}
+	return nil
 }
 
 // pipelineFailure returns the failure of a pipelined finish, if any.
@@ -125,12 +201,14 @@ func (c *core) abortAll(ctx context.Context) {
 		}
 	}
 	clear(c.inflight)
-	if c.replay != nil {
+	clear(c.replayed)
+	c.batch, c.batchBytes = nil, 0
+	if c.replay != nil && c.replay.txn != nil {
 		if err := c.replay.txn.Abort(ctx); err != nil {
 			c.log.Warn("abort replay", zap.Error(err))
 		}
-		c.replay = nil
 	}
+	c.replay = nil
 }
 
 // failure is a reason to quarantine: what failed, where.
@@ -230,6 +308,11 @@ func (c *core) apply(ctx context.Context, m wire.Message) *failure {
 		c.log.Info("new primary epoch", zap.Uint64("epoch", e), zap.Uint64("previous", c.epoch))
 		c.epoch = e
 	}
+	if len(c.batch) > 0 && !batchable(m) {
+		if f := c.flushBatch(ctx); f != nil {
+			return f
+		}
+	}
 	switch m := m.(type) {
 	case *wire.Begin:
 		return c.begin(ctx, m)
@@ -250,6 +333,22 @@ func (c *core) apply(ctx context.Context, m wire.Message) *failure {
 		return c.goLive(m)
 	}
 	return protocolf(0, "unexpected %q message from the primary", m.Method())
+}
+
+// batchable reports whether m belongs to a replayed transaction or is a
+// heartbeat: the messages a batch of replays is not written for.
+func batchable(m wire.Message) bool {
+	switch m := m.(type) {
+	case *wire.Begin:
+		return m.Seq == 0
+	case *wire.Store:
+		return m.Seq == 0
+	case *wire.Finish:
+		return m.Seq == 0
+	case *wire.Heartbeat:
+		return true
+	}
+	return false
 }
 
 // txnFor returns the transaction a store, vote, finish or abort belongs to,
@@ -285,7 +384,12 @@ func (c *core) begin(ctx context.Context, m *wire.Begin) *failure {
 			return outOfOrderf(m.Seq, "second begin of transaction seq %d", m.Seq)
 		}
 	}
-	txn, err := c.store.Begin(ctx, storage.TxnMeta{User: m.User, Description: m.Description, Extension: m.Extension})
+	meta := storage.TxnMeta{User: m.User, Description: m.Description, Extension: m.Extension}
+	if m.Seq == 0 && c.restore != nil && !c.live {
+		c.replay = &pending{restored: &storage.Transaction{Meta: meta}}
+		return nil
+	}
+	txn, err := c.store.Begin(ctx, meta)
 	if err != nil {
 		return storageFailure(m.Seq, 0, "begin", err)
 	}
@@ -306,27 +410,54 @@ func (c *core) storeRecord(ctx context.Context, m *wire.Store) *failure {
 	if p.voted {
 		return outOfOrderf(m.Seq, "store of %s after the vote of transaction seq %d", storage.OID(m.OID), m.Seq)
 	}
+	if p.restored != nil {
+		p.restored.Records = append(p.restored.Records, storage.Record{OID: storage.OID(m.OID), Data: m.Data})
+		return nil
+	}
 	serial := storage.TID(m.Serial)
 	if m.Seq == 0 {
-		if f := c.drain(); f != nil {
-			return f
-		}
 		// A replay carries no serial: the record replaces whatever is
 		// current here, which, when the histories agree, is what was
 		// current on the primary. The chain check at finish proves it.
-		_, cur, err := c.store.Load(ctx, storage.OID(m.OID))
-		switch {
-		case errors.Is(err, storage.ErrNotFound):
-			cur = 0
-		case err != nil:
-			return storageFailure(0, 0, fmt.Sprintf("load %s for a replayed store", storage.OID(m.OID)), err)
+		cur, f := c.replayedSerial(ctx, storage.OID(m.OID))
+		if f != nil {
+			return f
 		}
 		serial = cur
+		p.oids = append(p.oids, storage.OID(m.OID))
 	}
 	if err := p.txn.Store(ctx, storage.OID(m.OID), serial, m.Data); err != nil {
 		return storageFailure(m.Seq, 0, fmt.Sprintf("store %s", storage.OID(m.OID)), err)
 	}
 	return nil
+}
+
+// replayedSerial returns the current serial of oid for a replayed store:
+// the TID of the last replayed transaction that stored it while the
+// pipeline still holds it, else what the store has committed. Neither
+// waits for a pipelined finish to be durable, so replays pipeline like
+// live finishes.
+func (c *core) replayedSerial(ctx context.Context, oid storage.OID) (storage.TID, *failure) {
+	if tid, ok := c.replayed[oid]; ok && !c.live {
+		return tid, nil
+	}
+	if c.live || len(c.replayed) >= maxReplayed {
+		// Live finishes are not recorded here, and memory is bounded:
+		// once every finish is durable the store answers for every
+		// object.
+		if f := c.drain(); f != nil {
+			return 0, f
+		}
+		clear(c.replayed)
+	}
+	_, cur, err := c.store.Load(ctx, oid)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return 0, nil
+	case err != nil:
+		return 0, storageFailure(0, 0, fmt.Sprintf("load %s for a replayed store", oid), err)
+	}
+	return cur, nil
 }
 
 // vote only acknowledges: the local commit lock is taken at finish, because
@@ -358,6 +489,9 @@ func (c *core) finish(ctx context.Context, m *wire.Finish) *failure {
 	}
 	c.forget(p)
 	c.env.send(&wire.Received{TID: m.TID})
+	if p.restored != nil {
+		return c.finishRestored(ctx, p.restored, tid, storage.Checksum(m.Chain))
+	}
 	if err := p.txn.Vote(ctx); err != nil {
 		p.txn.Abort(context.WithoutCancel(ctx))
 		return storageFailure(m.Seq, tid, fmt.Sprintf("vote of %s", tid), err)
@@ -370,6 +504,14 @@ func (c *core) finish(ctx context.Context, m *wire.Finish) *failure {
 		return f
 	}
 	c.lastTID = tid
+	if m.Seq == 0 {
+		if c.replayed == nil {
+			c.replayed = make(map[storage.OID]storage.TID)
+		}
+		for _, oid := range p.oids {
+			c.replayed[oid] = tid
+		}
+	}
 	chain := storage.Checksum(m.Chain)
 	if !c.pipeline {
 		return c.commit(ctx, p.txn, m.Seq, tid, chain)
@@ -381,6 +523,21 @@ func (c *core) finish(ctx context.Context, m *wire.Finish) *failure {
 			c.env.wake()
 		}
 	}()
+	return nil
+}
+
+// finishRestored adds a finished replay to the batch for the restorer,
+// and writes the batch once it is full.
+func (c *core) finishRestored(ctx context.Context, tx *storage.Transaction, tid storage.TID, chain storage.Checksum) *failure {
+	tx.TID, tx.Chain = tid, chain
+	c.lastTID = tid
+	c.batch = append(c.batch, *tx)
+	for _, r := range tx.Records {
+		c.batchBytes += len(r.Data)
+	}
+	if len(c.batch) >= maxRestoreTxns || c.batchBytes >= maxRestoreBytes {
+		return c.flushBatch(ctx)
+	}
 	return nil
 }
 

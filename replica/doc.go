@@ -13,7 +13,15 @@
 //     vote), which catch it up from its last TID. A replayed store carries
 //     no serial the replica can use; it replaces whatever revision is
 //     current locally, and the chain check at finish proves the histories
-//     agree.
+//     agree. A store with a Restore method (badgerstore) takes finished
+//     replays in batches: they collect until a batch bound, until no
+//     message is waiting, or until a message other than a replay or
+//     heartbeat arrives, and are then written together with one sync,
+//     each transaction atomic and chain-checked on its own, and
+//     acknowledged applied with the last TID. Otherwise replays pipeline
+//     like live finishes; the replica remembers which objects the
+//     replays in the pipeline stored, so it need not wait for them to be
+//     durable to know the current serial of the next replayed store.
 //   - live [epoch, next_seq, tid]: catch-up is over at tid (which must be
 //     the replica's last TID). From then on live transactions with seq >=
 //     next_seq are applied too, kept apart by seq; a message for a seq below

@@ -261,14 +261,16 @@ func (r *Replica) session(ctx context.Context, g *gcs.Group) error {
 	r.recv.Reset()
 	needHello := true
 	// A cancelled context makes Receive return only what is already
-	// queued: when nothing is, the batched acknowledgements go out before
-	// the replica blocks, in a wait that a failed pipelined finish can
-	// interrupt.
+	// queued: when nothing is, the batch of replayed transactions is
+	// written and the batched acknowledgements go out before the replica
+	// blocks, in a wait that a failed pipelined finish can interrupt.
 	poll, cancel := context.WithCancel(ctx)
 	cancel()
 	for {
 		ev, err := g.Receive(poll)
 		if err != nil && ctx.Err() == nil && errors.Is(err, context.Canceled) {
+			r.core.idle(ctx)
+			r.publish()
 			r.flush(ctx)
 			ev, err = r.receiveWakeable(ctx, g)
 			if err != nil && ctx.Err() == nil && errors.Is(err, context.Canceled) {

@@ -62,6 +62,17 @@
 // extra latency when a transaction holds the lock between Vote and Finish
 // for longer.
 //
+// # Restore
+//
+// Restore writes transactions another store committed (a replica's
+// catch-up): each at its TID, its records over whatever is current, its
+// chain checked against the one given. Those that fit one badger
+// transaction (see below) are queued to badger as separate asynchronous
+// badger transactions under one hold of the commit lock, so badger
+// writes them together, and they share one group sync; a crash keeps a
+// prefix of whole transactions, as each is one badger transaction. The
+// others go one by one through Vote and FinishAt.
+//
 // # Atomicity of large transactions
 //
 // A transaction that fits well within one badger transaction's limits

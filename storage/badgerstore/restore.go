@@ -1,0 +1,220 @@
+package badgerstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/repld/repld/storage"
+)
+
+// Restore writes transactions committed by another store, in TID order,
+// each at its TID and checked against its chain value; their records
+// replace whatever is current, since a replayed transaction carries no
+// serials (the chain check proves the histories agree). It is the fast
+// path of a replica's catch-up: the transactions that fit one badger
+// transaction are written together, under one hold of the commit lock,
+// and share one sync; the others go through Begin, Vote and FinishAt.
+// Each transaction stays atomic on its own, so a crash keeps a prefix of
+// whole transactions. Restore returns how many of txns are durable: all
+// of them, or those before the one its error is about.
+func (s *Store) Restore(ctx context.Context, txns []storage.Transaction) (int, error) {
+	done := 0
+	for done < len(txns) {
+		n, err := s.restoreBatch(ctx, txns[done:])
+		done += n
+		if err != nil {
+			return done, err
+		}
+		if done < len(txns) && n == 0 { // does not fit one badger transaction
+			if err := s.restoreOne(ctx, txns[done]); err != nil {
+				return done, err
+			}
+			done++
+		}
+	}
+	return done, nil
+}
+
+// restoreBatch writes the leading transactions of txns that each fit one
+// badger transaction, waits until they are durable and returns how many
+// it wrote, with the error of the one that stopped it, if any.
+func (s *Store) restoreBatch(ctx context.Context, txns []storage.Transaction) (int, error) {
+	if err := s.enter(ctx, "restore"); err != nil {
+		return 0, err
+	}
+	defer s.opMu.RUnlock()
+	s.syncer.enqueue()
+	select {
+	case s.commitLock <- struct{}{}:
+	case <-ctx.Done():
+		s.syncer.dequeue()
+		return 0, fmt.Errorf("badgerstore: restore: waiting for the commit lock: %w", ctx.Err())
+	case <-s.closing:
+		s.syncer.dequeue()
+		return 0, fmt.Errorf("badgerstore: restore: %w", storage.ErrClosed)
+	}
+	last, chain := storage.TID(s.lastWritten.Load()), s.lastChain
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		writeErr error
+		stop     error
+		maxOID   storage.OID
+		n        int
+	)
+	for _, tx := range txns {
+		t := restoreTxn(s, tx)
+		if !t.fitsOneBatch() {
+			break
+		}
+		if tx.TID <= last {
+			stop = fmt.Errorf("badgerstore: restore at %s: last transaction is %s: %w", tx.TID, last, storage.ErrTIDOrder)
+			break
+		}
+		digests := make([]storage.RecordDigest, len(t.oids))
+		for i, oid := range t.oids {
+			digests[i] = t.recs[oid].digest
+		}
+		next := storage.NextChain(chain, tx.TID, tx.Meta, digests)
+		if next != tx.Chain {
+			stop = fmt.Errorf("badgerstore: restore at %s: chain %s, expected %s: %w", tx.TID, next, tx.Chain, storage.ErrChainMismatch)
+			break
+		}
+		w, err := t.batch(tx.TID, next)
+		if err != nil {
+			stop = fmt.Errorf("badgerstore: restore at %s: %w", tx.TID, err)
+			break
+		}
+		// Asynchronous commits: badger writes the queued transactions
+		// together, in the order they were sent.
+		wg.Add(1)
+		_ = w.CommitAt(uint64(tx.TID), func(err error) {
+			if err != nil {
+				mu.Lock()
+				writeErr = errors.Join(writeErr, err)
+				mu.Unlock()
+			}
+			wg.Done()
+		})
+		last, chain = tx.TID, next
+		if len(t.oids) > 0 {
+			maxOID = max(maxOID, t.oids[len(t.oids)-1])
+		}
+		n++
+	}
+	wg.Wait()
+	if s.cfg.NoSync && n > 0 {
+		s.vlogDirty.Store(true) // only NoSync puts values in the value log here
+	}
+	if writeErr != nil {
+		// Some of the batch may be written: only Open knows which.
+		err := fmt.Errorf("badgerstore: restore: %w", writeErr)
+		s.fail(err)
+		<-s.commitLock
+		s.syncer.dequeue()
+		return 0, err
+	}
+	if n > 0 {
+		s.lastChain = chain
+		s.lastWritten.Store(uint64(last))
+		s.oidMu.Lock()
+		s.bumpOID(maxOID)
+		s.oidMu.Unlock()
+		if s.cfg.NoSync {
+			s.publish(uint64(last))
+		}
+	}
+	<-s.commitLock
+	s.syncer.dequeue()
+	if n > 0 {
+		if err := s.committed(); err != nil {
+			return 0, fmt.Errorf("badgerstore: restore up to %s: %w", last, err)
+		}
+	}
+	return n, stop
+}
+
+// restoreTxn returns tx as a transaction of s with its OIDs sorted, for
+// fitsOneBatch and batch.
+func restoreTxn(s *Store, tx storage.Transaction) *txn {
+	t := &txn{s: s, meta: tx.Meta, recs: make(map[storage.OID]*record, len(tx.Records))}
+	for _, r := range tx.Records {
+		t.recs[r.OID] = &record{data: r.Data, digest: storage.DigestRecord(r.OID, r.Data)}
+	}
+	t.oids = make([]storage.OID, 0, len(t.recs))
+	for oid := range t.recs {
+		t.oids = append(t.oids, oid)
+	}
+	slices.Sort(t.oids)
+	return t
+}
+
+// batch returns the badger transaction that writes t at tid, not yet
+// committed.
+func (t *txn) batch(tid storage.TID, chain storage.Checksum) (*badger.Txn, error) {
+	w := t.s.db.NewTransactionAt(math.MaxUint64, true)
+	set := func(k, v []byte) error { return w.SetEntry(badger.NewEntry(k, v).WithMeta(formatV1)) }
+	for _, oid := range t.oids {
+		if err := set(objectKey(oid), t.recs[oid].data); err != nil {
+			w.Discard()
+			return nil, err
+		}
+	}
+	if err := set(recordsKey(tid), encodeOIDs(t.oids)); err != nil {
+		w.Discard()
+		return nil, err
+	}
+	if err := set(txnKey(tid), encodeTxnRecord(txnRecord{Chain: chain, Meta: t.meta})); err != nil {
+		w.Discard()
+		return nil, err
+	}
+	return w, nil
+}
+
+// restoreOne restores one transaction through Begin, Vote and FinishAt,
+// storing each record over the current revision.
+func (s *Store) restoreOne(ctx context.Context, tx storage.Transaction) error {
+	t, err := s.Begin(ctx, tx.Meta)
+	if err != nil {
+		return err
+	}
+	for _, r := range tx.Records {
+		serial, err := s.currentSerial(r.OID)
+		if err == nil {
+			err = t.Store(ctx, r.OID, serial, r.Data)
+		}
+		if err != nil {
+			t.Abort(ctx)
+			return fmt.Errorf("badgerstore: restore at %s: %w", tx.TID, err)
+		}
+	}
+	if err := t.Vote(ctx); err != nil {
+		return fmt.Errorf("badgerstore: restore at %s: %w", tx.TID, err)
+	}
+	if _, err := t.FinishAt(ctx, tx.TID, tx.Chain); err != nil {
+		t.Abort(context.WithoutCancel(ctx))
+		return err
+	}
+	return nil
+}
+
+// currentSerial returns the TID of oid's last written revision, 0 if it
+// has none.
+func (s *Store) currentSerial(oid storage.OID) (storage.TID, error) {
+	rtxn := s.db.NewTransactionAt(s.lastWritten.Load(), false)
+	defer rtxn.Discard()
+	item, err := rtxn.Get(objectKey(oid))
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("read %s: %w", oid, err)
+	}
+	return storage.TID(item.Version()), nil
+}
