@@ -42,13 +42,17 @@ func newCluster(t testing.TB, seed uint64) *cluster {
 		t.Fatal(err)
 	}
 	c := &cluster{t: t, net: network, nodes: map[string]*Node{}}
-	t.Cleanup(func() {
-		for _, n := range c.nodes {
-			n.Close()
-		}
-		network.Close()
-	})
+	t.Cleanup(c.close)
 	return c
+}
+
+// close closes every node and the network; tests inside a synctest bubble
+// call it before the bubble ends, others leave it to the cleanup.
+func (c *cluster) close() {
+	for _, n := range c.nodes {
+		n.Close()
+	}
+	c.net.Close()
 }
 
 func (c *cluster) node(name string, mod func(*Config)) *Node {

@@ -234,10 +234,7 @@ func TestPartitionedMemberRejoins(t *testing.T) {
 		if ev := next(t, ga); string(ev.Data) != "after" {
 			t.Fatalf("a got %v", ev)
 		}
-		for _, n := range c.nodes {
-			n.Close()
-		}
-		c.net.Close()
+		c.close()
 	})
 }
 
@@ -400,10 +397,7 @@ func TestCoordinatorLost(t *testing.T) {
 		if err := ga.Leave(ctx2); err == nil {
 			t.Fatal("leave without a coordinator succeeded")
 		}
-		for _, n := range c.nodes {
-			n.Close()
-		}
-		c.net.Close()
+		c.close()
 	})
 }
 
@@ -447,10 +441,7 @@ func TestDisconnectedMemberFallsBehind(t *testing.T) {
 		ev := next(t, ga)
 		mustErrorIs(t, ev.Err, ErrFellBehind)
 		waitView(t, ga, 2)
-		for _, n := range c.nodes {
-			n.Close()
-		}
-		c.net.Close()
+		c.close()
 	})
 }
 
@@ -479,9 +470,6 @@ func TestSilentCoordinatorDetected(t *testing.T) {
 		if d := time.Since(start); d < cfg.FailureTimeout-cfg.HeartbeatInterval || d > 2*cfg.FailureTimeout+4*cfg.HeartbeatInterval {
 			t.Fatalf("coordinator reported lost after %v (failure timeout %v)", d, cfg.FailureTimeout)
 		}
-		for _, n := range c.nodes {
-			n.Close()
-		}
-		c.net.Close()
+		c.close()
 	})
 }

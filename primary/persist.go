@@ -69,11 +69,7 @@ func parseRegistry(b []byte) ([]ReplicaStatus, error) {
 
 // saveRegistry persists rs in dataDir.
 func saveRegistry(dataDir string, rs []ReplicaStatus) error {
-	b, err := json.MarshalIndent(registryFile{Version: registryVersion, Replicas: rs}, "", "  ")
-	if err != nil {
-		return fmt.Errorf("primary: encode registry: %w", err)
-	}
-	if err := datadir.WriteFile(dataDir, RegistryFile, append(b, '\n')); err != nil {
+	if err := datadir.WriteJSON(dataDir, RegistryFile, registryFile{Version: registryVersion, Replicas: rs}); err != nil {
 		return fmt.Errorf("primary: write registry: %w", err)
 	}
 	return nil

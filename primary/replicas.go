@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 
 	"go.uber.org/zap"
 
@@ -316,28 +315,20 @@ func (p *Primary) replay(ctx context.Context, member gcs.MemberID, from, to stor
 	if to <= from {
 		return 0, nil
 	}
-	it, err := p.inner.Iterator(ctx, from+1, to)
-	if err != nil {
-		return 0, fmt.Errorf("replay from %s: %w", from+1, err)
-	}
-	defer it.Close()
 	n := 0
-	for {
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
-		tx, err := it.Next(ctx)
-		if err == io.EOF {
-			return n, nil
-		}
+	for tx, err := range storage.Transactions(ctx, p.inner, from+1, to) {
 		if err != nil {
 			return n, fmt.Errorf("replay after %s: %w", from, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return n, err
 		}
 		if err := p.sendReplay(member, tx); err != nil {
 			return n, err
 		}
 		n++
 	}
+	return n, nil
 }
 
 // sendReplay sends one committed transaction as begin, stores and finish

@@ -79,11 +79,7 @@ func parseMarker(b []byte) (*Quarantine, error) {
 
 // writeMarker persists q as the quarantine marker.
 func writeMarker(dir string, q Quarantine) error {
-	b, err := json.MarshalIndent(markerFile{Version: markerVersion, Quarantine: q}, "", "  ")
-	if err != nil {
-		return fmt.Errorf("replica: encode quarantine marker: %w", err)
-	}
-	if err := datadir.WriteFile(dir, QuarantineFile, append(b, '\n')); err != nil {
+	if err := datadir.WriteJSON(dir, QuarantineFile, markerFile{Version: markerVersion, Quarantine: q}); err != nil {
 		return fmt.Errorf("replica: write quarantine marker: %w", err)
 	}
 	return nil

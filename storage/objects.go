@@ -70,22 +70,14 @@ func TxnAtOrBefore(ctx context.Context, s Storage, tid TID) (TID, Checksum, erro
 	if c, err := s.Chain(ctx, tid); err == nil {
 		return tid, c, nil
 	}
-	it, err := s.Iterator(ctx, 1, tid)
-	if err != nil {
-		return 0, Checksum{}, fmt.Errorf("storage: transaction at or before %s: %w", tid, err)
-	}
-	defer it.Close()
 	var last Transaction
-	for {
-		t, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			return last.TID, last.Chain, nil
-		}
+	for t, err := range Transactions(ctx, s, 1, tid) {
 		if err != nil {
 			return 0, Checksum{}, fmt.Errorf("storage: transaction at or before %s: %w", tid, err)
 		}
 		last = Transaction{TID: t.TID, Chain: t.Chain}
 	}
+	return last.TID, last.Chain, nil
 }
 
 // TxnAfter is TxnSeeker.TxnAfter on any Storage; stores without the

@@ -58,17 +58,9 @@ The bench writes data: point it at a cluster made for benchmarking.`,
   repld bench --primary 127.0.0.1:7100 --replicas 127.0.0.1:7101,127.0.0.1:7102 \
       --replicas-admin 127.0.0.1:7081,127.0.0.1:7082 --read-ratio 0.8 --json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.setup(cmd)
-			if err != nil {
-				return err
-			}
-			defer func() { _ = log.Sync() }()
-			if err := o.validate(); err != nil {
-				return err
-			}
+		RunE: g.runE(o.validate, func(cmd *cobra.Command, log *zap.Logger) error {
 			return runBench(cmd.Context(), o, cmd.OutOrStdout(), log)
-		},
+		}),
 	}
 	fs := cmd.Flags()
 	fs.StringSliceVar(&o.primaries, "primary", nil, "client address of the primary, host:port; several (comma-separated) if a promotion may move it; required")
@@ -333,16 +325,8 @@ within one run only.`,
   repld bench-table --workloads small --path embedded
   repld bench-table --json > bench.json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.setup(cmd)
-			if err != nil {
-				return err
-			}
-			defer func() { _ = log.Sync() }()
-			if !cmd.Flags().Changed("log-level") {
-				log = zap.NewNop() // the table is the output
-			}
-			cfg, err := o.config(cmd.ErrOrStderr(), log)
+		RunE: g.runE(nil, func(cmd *cobra.Command, log *zap.Logger) error {
+			cfg, err := o.config(cmd.ErrOrStderr(), quietUnlessAsked(cmd, log))
 			if err != nil {
 				return err
 			}
@@ -356,7 +340,7 @@ within one run only.`,
 				return enc.Encode(tab)
 			}
 			return tab.Print(cmd.OutOrStdout())
-		},
+		}),
 	}
 	fs := cmd.Flags()
 	fs.DurationVar(&o.rowDuration, "row-duration", benchtable.DefaultRowDuration, "how long each row's workload runs")

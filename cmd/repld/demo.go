@@ -47,18 +47,11 @@ given.`,
 		Example: `  repld demo
   make demo`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.setup(cmd)
-			if err != nil {
-				return err
-			}
-			defer func() { _ = log.Sync() }()
-			if !cmd.Flags().Changed("log-level") {
-				// The demo's output is its report; the nodes' logs (the
-				// quarantine it provokes is logged as an error) would
-				// only muddle it.
-				log = zap.NewNop()
-			}
+		RunE: g.runE(nil, func(cmd *cobra.Command, log *zap.Logger) error {
+			// The demo's output is its report; the nodes' logs (the
+			// quarantine it provokes is logged as an error) would only
+			// muddle it.
+			log = quietUnlessAsked(cmd, log)
 			dir, err := os.MkdirTemp("", "repld-demo-")
 			if err != nil {
 				return err
@@ -72,7 +65,7 @@ given.`,
 				return fmt.Errorf("demo failed: %w", err)
 			}
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the temporary data directories (their path is printed)")
 	return cmd

@@ -47,17 +47,9 @@ cluster as degraded.`,
   repld primary --data ./p --listen 127.0.0.1:7000 --admin 127.0.0.1:7080 --sync applied --sync-replicas 1
   REPLD_SYNC=received REPLD_SYNC_TIMEOUT=2s repld primary --config /etc/repld/primary.conf`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.setup(cmd)
-			if err != nil {
-				return err
-			}
-			defer func() { _ = log.Sync() }()
-			if err := o.validate(); err != nil {
-				return err
-			}
+		RunE: g.runE(o.validate, func(cmd *cobra.Command, log *zap.Logger) error {
 			return runPrimary(cmd.Context(), o, log)
-		},
+		}),
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&o.name, "name", "primary", "node name, shown in status and logs")

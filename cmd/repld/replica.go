@@ -36,17 +36,9 @@ setups.`,
 		Example: `  repld replica --name r1 --data /var/lib/repld --primary 10.0.0.1:7000 --admin 127.0.0.1:7081
   REPLD_NAME=r2 REPLD_DATA=./r2 REPLD_PRIMARY=127.0.0.1:7000 REPLD_ADMIN=127.0.0.1:7082 repld replica`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.setup(cmd)
-			if err != nil {
-				return err
-			}
-			defer func() { _ = log.Sync() }()
-			if err := o.validate(); err != nil {
-				return err
-			}
+		RunE: g.runE(o.validate, func(cmd *cobra.Command, log *zap.Logger) error {
 			return runReplica(cmd.Context(), o, log)
-		},
+		}),
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&o.name, "name", "", "node name, unique among the primary's replicas; required")

@@ -63,6 +63,33 @@ wins over the environment, which wins over the config file.`,
 
 // setup applies the environment and config file to cmd's flags and builds
 // the logger; every node command calls it first.
+// runE is every subcommand's RunE: settings and logging first, then the
+// options' validation (if any), then run with the logger, synced at the end.
+func (g *globalOptions) runE(validate func() error, run func(cmd *cobra.Command, log *zap.Logger) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		log, err := g.setup(cmd)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = log.Sync() }()
+		if validate != nil {
+			if err := validate(); err != nil {
+				return err
+			}
+		}
+		return run(cmd, log)
+	}
+}
+
+// quietUnlessAsked silences the nodes' logs of a command whose output is its
+// report (demo, bench-table) unless --log-level was given explicitly.
+func quietUnlessAsked(cmd *cobra.Command, log *zap.Logger) *zap.Logger {
+	if cmd.Flags().Changed("log-level") {
+		return log
+	}
+	return zap.NewNop()
+}
+
 func (g *globalOptions) setup(cmd *cobra.Command) (*zap.Logger, error) {
 	if err := applySettings(cmd, g.lookupEnv); err != nil {
 		return nil, err

@@ -2,8 +2,6 @@ package clientserver
 
 import (
 	"context"
-	"errors"
-	"io"
 	"iter"
 	"time"
 
@@ -133,16 +131,7 @@ func Follow(ctx context.Context, h *Hub, s storage.Storage, waitFor func(context
 
 // publishFrom publishes the transactions of s from TID from on.
 func publishFrom(ctx context.Context, h *Hub, s storage.Storage, from storage.TID) error {
-	it, err := s.Iterator(ctx, from, 0)
-	if err != nil {
-		return err
-	}
-	defer it.Close()
-	for {
-		txn, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
+	for txn, err := range storage.Transactions(ctx, s, from, 0) {
 		if err != nil {
 			return err
 		}
@@ -152,4 +141,5 @@ func publishFrom(ctx context.Context, h *Hub, s storage.Storage, from storage.TI
 		}
 		h.Publish(txn.TID, oids)
 	}
+	return nil
 }

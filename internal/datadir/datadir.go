@@ -4,6 +4,7 @@
 package datadir
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -40,6 +41,16 @@ func WriteFile(dir, name string, data []byte) error {
 		return err
 	}
 	return SyncDir(dir)
+}
+
+// WriteJSON replaces dir/name with v as indented JSON and a final newline,
+// atomically as WriteFile does.
+func WriteJSON(dir, name string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", name, err)
+	}
+	return WriteFile(dir, name, append(b, '\n'))
 }
 
 // Remove removes dir/name durably; a missing file is not an error.

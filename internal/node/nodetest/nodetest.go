@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -635,16 +634,7 @@ func (n *Node) ReplayFromPrimary(edit func(txn *storage.Transaction) bool) {
 		if err != nil {
 			return err
 		}
-		it, err := p.Iterator(ctx, last+1, 0)
-		if err != nil {
-			return err
-		}
-		defer it.Close()
-		for {
-			txn, err := it.Next(ctx)
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
+		for txn, err := range storage.Transactions(ctx, p, last+1, 0) {
 			if err != nil {
 				return err
 			}
@@ -655,6 +645,7 @@ func (n *Node) ReplayFromPrimary(edit func(txn *storage.Transaction) bool) {
 				return err
 			}
 		}
+		return nil
 	})
 }
 
