@@ -21,9 +21,17 @@
 //     which is stricter than the storage contract's "until Finish".
 //   - Vote votes locally (taking the local commit lock) and multicasts vote.
 //   - Finish commits locally with a TID the primary chooses, max(now,
-//     last+1), then multicasts finish with the TID and the chain value,
-//     then waits for the sync policy outside the commit lock, so
-//     concurrent commits pipeline.
+//     last+1), and multicasts finish with the TID and the chain value as
+//     soon as the commit is written, before it is durable
+//     (storage.DeferredFinisher), so replicas apply and sync it while the
+//     local store syncs. Then, outside the commit lock, it waits for the
+//     local sync and for the sync policy, so concurrent commits pipeline.
+//     No caller hears of a commit before it is durable locally; a crash
+//     of the primary's machine (not just its process, whose writes the
+//     operating system keeps) can therefore leave a replica with a
+//     transaction that nobody was told of and the restarted primary
+//     lacks: that replica is quarantined as divergent at that TID, and
+//     promoting the most advanced replica instead loses nothing.
 //   - Pack packs locally and multicasts pack, between two finishes.
 //
 // Finishes and aborts of voted transactions are broadcast in commit order

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -220,6 +221,11 @@ func (p *Primary) judgeHello(h *wire.Hello) (*Quarantine, error) {
 		}, nil
 	}
 	tid := storage.TID(h.LastTID)
+	if tid <= storage.TID(p.lastSent.Load()) {
+		if err := p.waitPublished(p.ctx, tid); err != nil {
+			return nil, err
+		}
+	}
 	chain, err := p.inner.Chain(p.ctx, tid)
 	if errors.Is(err, storage.ErrNotFound) {
 		return &Quarantine{
@@ -315,6 +321,9 @@ func (p *Primary) replay(ctx context.Context, member gcs.MemberID, from, to stor
 	if to <= from {
 		return 0, nil
 	}
+	if err := p.waitPublished(ctx, to); err != nil {
+		return 0, fmt.Errorf("replay after %s: %w", from, err)
+	}
 	n := 0
 	for tx, err := range storage.Transactions(ctx, p.inner, from+1, to) {
 		if err != nil {
@@ -347,4 +356,29 @@ func (p *Primary) sendReplay(member gcs.MemberID, tx *storage.Transaction) error
 	}
 	p.replayed.Add(1)
 	return nil
+}
+
+// waitPublished waits until the local store shows the transaction tid. A
+// finish is broadcast before its commit is durable, and the store shows
+// it only then, so a replica may hold a TID the store does not show yet
+// for the length of one sync.
+func (p *Primary) waitPublished(ctx context.Context, tid storage.TID) error {
+	wait := 50 * time.Microsecond
+	for {
+		last, err := p.inner.LastTransaction(ctx)
+		if err != nil {
+			return err
+		}
+		if last >= tid {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return context.Cause(ctx)
+		case <-t.C:
+		}
+		wait = min(2*wait, 5*time.Millisecond)
+	}
 }

@@ -226,7 +226,11 @@ func (t *txn) finishAt(ctx context.Context, tid storage.TID, expect storage.Chec
 	if uint64(tid) > prev {
 		p.lastChosen.Store(uint64(tid))
 	}
-	c, err := t.inner.FinishAt(ctx, tid, expect)
+	// The finish goes out as soon as the commit is written, in commit
+	// order: replicas apply and sync it while the local store syncs, so
+	// the two syncs overlap. The caller still hears of the commit only
+	// once it is durable here (and on the replicas its policy asks for).
+	c, durable, err := storage.FinishAtDeferred(ctx, t.inner, tid, expect)
 	if err != nil {
 		if errors.Is(err, storage.ErrTIDOrder) || errors.Is(err, storage.ErrChainMismatch) {
 			// Still voted and holding the commit lock: the caller may
@@ -240,6 +244,11 @@ func (t *txn) finishAt(ctx context.Context, tid storage.TID, expect storage.Chec
 	}
 	p.commits.Add(1)
 	t.outcome(&c)
+	if err := durable(); err != nil {
+		// Written and sent, but not durable here: the local store has
+		// failed, and the commit is not acknowledged.
+		return storage.Commit{}, err
+	}
 	return c, p.waitSync(ctx, c.TID)
 }
 

@@ -496,9 +496,8 @@ func (c *core) finish(ctx context.Context, m *wire.Finish) *failure {
 		p.txn.Abort(context.WithoutCancel(ctx))
 		return storageFailure(m.Seq, tid, fmt.Sprintf("vote of %s", tid), err)
 	}
-	// Vote waited for the previous finish to write or give up; a failed
-	// one recorded its failure before releasing the lock, so it is seen
-	// here and nothing is committed on top of it.
+	// A previous commit whose sync failed has recorded its failure: it is
+	// seen here and nothing is committed on top of it.
 	if f := c.pipelineFailure(); f != nil {
 		p.txn.Abort(context.WithoutCancel(ctx))
 		return f
@@ -516,14 +515,42 @@ func (c *core) finish(ctx context.Context, m *wire.Finish) *failure {
 	if !c.pipeline {
 		return c.commit(ctx, p.txn, m.Seq, tid, chain)
 	}
+	// The commit is written here, in stream order, and only the wait for
+	// its sync is handed to a goroutine, so the next transaction's write
+	// overlaps this one's sync (group commit).
+	_, durable, err := storage.FinishAtDeferred(ctx, p.txn, tid, chain)
+	if err != nil {
+		p.txn.Abort(context.WithoutCancel(ctx))
+		return storageFailure(m.Seq, tid, fmt.Sprintf("finish at %s", tid), err)
+	}
 	c.finishing.Add(1)
 	go func() {
 		defer c.finishing.Done()
-		if f := c.commit(ctx, p.txn, m.Seq, tid, chain); f != nil && ctx.Err() == nil {
-			c.env.wake()
+		if err := durable(); err != nil {
+			if ctx.Err() == nil {
+				c.recordPipelineFailure(storageFailure(m.Seq, tid, fmt.Sprintf("finish at %s", tid), err))
+				c.env.wake()
+			}
+			return
 		}
+		c.committed(tid)
 	}()
 	return nil
+}
+
+// committed reports the durable commit of tid.
+func (c *core) committed(tid storage.TID) {
+	c.env.applied(tid)
+	c.env.send(&wire.Applied{TID: uint64(tid)})
+}
+
+// recordPipelineFailure keeps the first failure of a pipelined finish.
+func (c *core) recordPipelineFailure(f *failure) {
+	c.finishMu.Lock()
+	if c.finishFail == nil {
+		c.finishFail = f
+	}
+	c.finishMu.Unlock()
 }
 
 // finishRestored adds a finished replay to the batch for the restorer,
@@ -546,18 +573,10 @@ func (c *core) finishRestored(ctx context.Context, tx *storage.Transaction, tid 
 func (c *core) commit(ctx context.Context, txn storage.Txn, seq uint64, tid storage.TID, chain storage.Checksum) *failure {
 	if _, err := txn.FinishAt(ctx, tid, chain); err != nil {
 		f := storageFailure(seq, tid, fmt.Sprintf("finish at %s", tid), err)
-		if ctx.Err() == nil {
-			c.finishMu.Lock()
-			if c.finishFail == nil {
-				c.finishFail = f
-			}
-			c.finishMu.Unlock()
-		}
 		txn.Abort(context.WithoutCancel(ctx))
 		return f
 	}
-	c.env.applied(tid)
-	c.env.send(&wire.Applied{TID: uint64(tid)})
+	c.committed(tid)
 	return nil
 }
 

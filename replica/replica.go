@@ -66,6 +66,7 @@ type Replica struct {
 	// waiting to be sent, and whether the coordinator is unreachable.
 	ctx          context.Context
 	acks         []wire.Message
+	received     int // finishes acknowledged in acks
 	disconnected bool
 }
 
@@ -432,17 +433,25 @@ func (r *Replica) sendNow(ctx context.Context, m wire.Message) {
 	r.sendTo(ctx, m)
 }
 
-// flush sends the queued voted acknowledgements.
+// receivedBatch bounds the finishes a received acknowledgement waits for
+// while messages keep arriving.
+const receivedBatch = 16
+
+// flush sends the queued acknowledgements.
 func (r *Replica) flush(ctx context.Context) {
 	for _, m := range r.acks {
 		r.sendTo(ctx, m)
 	}
 	r.acks = r.acks[:0]
+	r.received = 0
 }
 
-// send implements coreEnv. Voted waits for a flush (nobody waits for it);
-// received and failure go out at once, since the primary may be waiting
-// for them. Applied comes from finishing goroutines, possibly out of
+// send implements coreEnv. Voted waits for a flush (nobody waits for
+// it). Received waits for a flush too, but one that comes soon: the
+// replica flushes whenever no message is waiting and after every
+// receivedBatch finishes, and a received acknowledges every TID up to its
+// own, so only the newest is kept. Failure goes out at once. Applied
+// comes from finishing goroutines, possibly out of
 // order, and acknowledges every TID up to its own (a sync that covers one
 // transaction covers every earlier one), so only the highest is sent: the
 // goroutines that a sync round wakes together leave their TIDs to the one
@@ -451,6 +460,19 @@ func (r *Replica) send(m wire.Message) {
 	switch m := m.(type) {
 	case *wire.Voted:
 		r.acks = append(r.acks, m)
+	case *wire.Received:
+		if n := len(r.acks); n > 0 {
+			if last, ok := r.acks[n-1].(*wire.Received); ok {
+				last.TID = m.TID
+				r.received++
+				break
+			}
+		}
+		r.acks = append(r.acks, m)
+		r.received++
+		if r.received >= receivedBatch {
+			r.flush(r.ctx)
+		}
 	case *wire.Applied:
 		r.mu.Lock()
 		r.appliedMax = max(r.appliedMax, storage.TID(m.TID))

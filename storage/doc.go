@@ -35,4 +35,12 @@
 // (the transaction next to a TID, for bisecting histories). The local
 // stores, the read-only view and the primary have both; ListObjects,
 // TxnAtOrBefore and TxnAfter work on any Storage.
+//
+// Two optional capabilities of a Txn serve commit speed: OneStepCommitter
+// (vote and finish in one step, so a network client holds the commit lock
+// for no round trip; CommitTxn uses it where it exists) and
+// DeferredFinisher (a commit written and ordered before it is durable, so
+// a replicating primary sends it to its replicas while it syncs, and a
+// replica writes its next transaction while the last one syncs;
+// FinishAtDeferred falls back to FinishAt).
 package storage

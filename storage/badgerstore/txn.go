@@ -196,7 +196,39 @@ func (t *txn) FinishAt(ctx context.Context, tid storage.TID, expect storage.Chec
 	return t.finish(ctx, tid, expect, false)
 }
 
+// FinishAtDeferred implements storage.DeferredFinisher: the commit is
+// written and the lock released; wait joins the group sync that covers it.
+func (t *txn) FinishAtDeferred(ctx context.Context, tid storage.TID, expect storage.Checksum) (storage.Commit, func() error, error) {
+	c, err := t.write(ctx, tid, expect, false)
+	if err != nil {
+		return c, nil, err
+	}
+	return c, func() error { return t.waitDurable(c.TID) }, nil
+}
+
 func (t *txn) finish(ctx context.Context, tid storage.TID, expect storage.Checksum, newTID bool) (storage.Commit, error) {
+	c, err := t.write(ctx, tid, expect, newTID)
+	if err != nil {
+		return c, err
+	}
+	return c, t.waitDurable(c.TID)
+}
+
+// waitDurable waits, without the commit lock, for a group sync that
+// covers the commit of tid, then cleans up after a staged commit.
+func (t *txn) waitDurable(tid storage.TID) error {
+	if err := t.s.committed(); err != nil {
+		return fmt.Errorf("badgerstore: finish at %s: %w", tid, err)
+	}
+	if t.staged {
+		t.cleanup(tid)
+	}
+	return nil
+}
+
+// write commits the voted transaction at tid (or a new TID), releases the
+// commit lock and returns before the commit is durable.
+func (t *txn) write(ctx context.Context, tid storage.TID, expect storage.Checksum, newTID bool) (storage.Commit, error) {
 	if t.state != stateVoted {
 		return storage.Commit{}, fmt.Errorf("badgerstore: finish: %w", storage.ErrTxnState)
 	}
@@ -248,14 +280,6 @@ func (t *txn) finish(ctx context.Context, tid storage.TID, expect storage.Checks
 	t.state = stateDone
 	<-s.commitLock
 	s.syncer.dequeue()
-
-	// Group commit: wait, without the lock, for a sync that covers the write.
-	if err := s.committed(); err != nil {
-		return storage.Commit{}, fmt.Errorf("badgerstore: finish at %s: %w", tid, err)
-	}
-	if t.staged {
-		t.cleanup(tid)
-	}
 	return storage.Commit{TID: tid, Chain: chain}, nil
 }
 

@@ -285,6 +285,16 @@ func (t *txn) FinishAt(ctx context.Context, tid storage.TID, expect storage.Chec
 	return t.inner.FinishAt(ctx, tid, expect)
 }
 
+// FinishAtDeferred implements storage.DeferredFinisher with the fault of
+// FinishAt, so a replica pipelines its commits over a faultstore as it
+// does over the inner store.
+func (t *txn) FinishAtDeferred(ctx context.Context, tid storage.TID, expect storage.Checksum) (storage.Commit, func() error, error) {
+	if err := t.s.fail(OpFinishAt); err != nil {
+		return storage.Commit{}, nil, t.abort(ctx, err)
+	}
+	return storage.FinishAtDeferred(ctx, t.inner, tid, expect)
+}
+
 // abort aborts the inner transaction after an injected failure, so the
 // inner store keeps no trace of it, and returns the injected error.
 func (t *txn) abort(ctx context.Context, injected error) error {

@@ -46,6 +46,7 @@ func Run(t *testing.T, h Harness) {
 		{"Iterator", testIterator},
 		{"Pack", testPack},
 		{"FinishAt", testFinishAt},
+		{"FinishAtDeferred", testFinishAtDeferred},
 		{"Replay", testReplay},
 		{"ConcurrentStorePhase", testConcurrentStorePhase},
 		{"CommitLock", testCommitLock},
