@@ -1,6 +1,7 @@
 package wire_test
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/repld/repld/wire"
@@ -27,6 +28,7 @@ func clientSamples() []sample {
 		{"c.finish", "Client finishes transaction 1.", &wire.CFinish{ID: 12, Txn: 1}},
 		{"c.finishat", "Client finishes transaction 1 at 03ea1b2c3d4e5f61, expecting this chain value.",
 			&wire.CFinishAt{ID: 13, Txn: 1, TID: tid2, Chain: testChain()}},
+		{"c.votefinish", "Client votes transaction 1 and, if the vote succeeds, finishes it.", &wire.CVoteFinish{ID: 16, Txn: 1}},
 		{"c.abort", "Client aborts transaction 2.", &wire.CAbort{ID: 14, Txn: 2}},
 		{"c.role", "Client asks the node's role.", &wire.CRole{ID: 15}},
 		{"c.ok", "Request 9 succeeded.", &wire.COK{ID: 9}},
@@ -66,5 +68,42 @@ func TestClientPayloadsAlias(t *testing.T) {
 		if len(got) != len(p.Payload()) || &got[0] != &b[len(b)-len(got)] {
 			t.Fatalf("%s: payload does not alias the input", s.name)
 		}
+	}
+}
+
+// TestVoteFinishIsStrict checks that the one-step commit request decodes
+// only in its exact shape, and that it cannot be mistaken for the CCommit
+// answer, whose method name is close.
+func TestVoteFinishIsStrict(t *testing.T) {
+	c := newCodec(t, wire.Config{})
+	const method = "6c 632e766f746566696e697368" // "c.votefinish"
+	for _, tc := range voteFinishStrictCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := c.Unmarshal(mustHex(t, tc.hex))
+			if !errors.Is(err, tc.want) || m != nil {
+				t.Fatalf("Unmarshal = %+v, %v; want %v", m, err, tc.want)
+			}
+		})
+	}
+	m, err := c.Unmarshal(mustHex(t, "82"+method+"82 10 01"))
+	if vf, ok := m.(*wire.CVoteFinish); err != nil || !ok || vf.ID != 16 || vf.Txn != 1 {
+		t.Fatalf("Unmarshal of a valid c.votefinish = %+v, %v", m, err)
+	}
+}
+
+// voteFinishStrictCases are encodings of c.votefinish that a decoder
+// refuses; they are also seeds of the decoder's fuzz corpus.
+func voteFinishStrictCases() []strictCase {
+	const method = "6c 632e766f746566696e697368" // "c.votefinish"
+	return []strictCase{
+		{"votefinish-args-too-many", "82" + method + "83 10 01 01", wire.ErrMalformed},
+		{"votefinish-args-too-few", "82" + method + "81 10", wire.ErrMalformed},
+		{"votefinish-args-not-array", "82" + method + "10", wire.ErrMalformed},
+		{"votefinish-bytes-for-txn", "82" + method + "82 10 41 01", wire.ErrMalformed},
+		{"votefinish-text-for-id", "82" + method + "82 61 31 01", wire.ErrMalformed},
+		{"votefinish-non-shortest-txn", "82" + method + "82 10 18 01", wire.ErrMalformed},
+		{"votefinish-trailing-byte", "82" + method + "82 10 01 00", wire.ErrMalformed},
+		// c.commit is the answer [id, tid, chain], not a request [id, txn].
+		{"commit-as-request", "82 68 632e636f6d6d6974 82 10 01", wire.ErrMalformed},
 	}
 }

@@ -40,6 +40,7 @@
 //	c.load c.loadbefore c.history c.last c.chain c.iterate   reads, [id, ..., at_least]
 //	c.newoid c.pack c.role                                   [id, ...]
 //	c.begin c.store c.vote c.finish c.finishat c.abort       a transaction, [id, txn, ...]
+//	c.votefinish                                             vote, then finish: [id, txn]
 //	c.ok c.error c.data c.num c.commit c.roleis              answers
 //	c.rev c.txn c.rec                                        items of a streamed answer
 //	c.inval   [tid, oids]                                    pushed after each commit

@@ -96,10 +96,9 @@ func (c *Counters) tryIncrement(ctx context.Context, name string) (uint64, error
 	if err := txn.Store(ctx, oid, serial, fmt.Appendf(nil, "%d", v)); err != nil {
 		return 0, err
 	}
-	if err := txn.Vote(ctx); err != nil {
-		return 0, err
-	}
-	if _, err := txn.Finish(ctx); err != nil {
+	// Vote and Finish in one step where the store offers it (a network
+	// client): one round trip, and no commit lock held across it.
+	if _, err := storage.CommitTxn(ctx, txn); err != nil {
 		return 0, err
 	}
 	return v, nil

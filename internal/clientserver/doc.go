@@ -13,7 +13,11 @@
 // waiting between transactions rather than start one per transaction.
 // Stores are not answered: the first
 // failing store of a transaction is reported by its vote, so a client
-// streams its stores without a round trip each. When a connection ends for
+// streams its stores without a round trip each. A one-step commit
+// (c.votefinish) votes and, if the vote succeeded, finishes at once, so
+// the commit lock is never held while the node waits for the client; a
+// failed vote answers it as it would a vote, and the transaction is over.
+// When a connection ends for
 // any reason, its open transactions are aborted (releasing the commit lock
 // a voted one holds).
 //

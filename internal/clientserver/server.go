@@ -286,6 +286,8 @@ func (c *conn) dispatch(m wire.Message) error {
 		return c.toTxn(m.Txn, m.ID, m)
 	case *wire.CFinishAt:
 		return c.toTxn(m.Txn, m.ID, m)
+	case *wire.CVoteFinish:
+		return c.toTxn(m.Txn, m.ID, m)
 	case *wire.CAbort:
 		return c.toTxn(m.Txn, m.ID, m)
 	case *wire.CLoad, *wire.CLoadBefore, *wire.CHistory, *wire.CLast, *wire.CChain, *wire.CIterate,

@@ -212,3 +212,54 @@ func TestNotifyingAndFollow(t *testing.T) {
 	cancel()
 	wg.Wait()
 }
+
+// recvAnswer returns the next message on c other than an invalidation.
+func (c *rawClient) recvAnswer() wire.Message {
+	c.t.Helper()
+	for {
+		if m := c.mustRecv(); m.Method() != wire.MethodCInvalidate {
+			return m
+		}
+	}
+}
+
+// TestVoteFinish commits in one request; a conflict answers as a failed
+// vote would, forgets the transaction and releases the commit lock.
+func TestVoteFinish(t *testing.T) {
+	srv, store := start(t, clientserver.Config{})
+	c := dial(t, srv)
+	c.send(&wire.CBegin{Txn: 1})
+	c.send(&wire.CStore{Txn: 1, OID: 7, Data: []byte("x")})
+	c.send(&wire.CVoteFinish{ID: 2, Txn: 1})
+	commit, ok := c.recvAnswer().(*wire.CCommit)
+	if !ok || commit.ID != 2 || commit.TID == 0 {
+		t.Fatalf("answer %+v; want a CCommit for request 2", commit)
+	}
+	data, serial, err := store.Load(context.Background(), 7)
+	if err != nil || string(data) != "x" || uint64(serial) != commit.TID {
+		t.Fatalf("Load(7) = %q, %s, %v; want \"x\" at %x", data, serial, err, commit.TID)
+	}
+	chain, err := store.Chain(context.Background(), serial)
+	if err != nil || wire.Chain(chain) != commit.Chain {
+		t.Fatalf("chain at %s = %x, %v; the answer says %x", serial, chain, err, commit.Chain)
+	}
+
+	c.send(&wire.CBegin{Txn: 2})
+	c.send(&wire.CStore{Txn: 2, OID: 7, Serial: 0, Data: []byte("stale")})
+	c.send(&wire.CVoteFinish{ID: 3, Txn: 2})
+	e, ok := c.recvAnswer().(*wire.CError)
+	if !ok || e.ID != 3 || e.Code != wire.ClientErrConflict || e.OID != 7 || e.Actual != commit.TID {
+		t.Fatalf("answer %+v; want a conflict on 7 at %x", e, commit.TID)
+	}
+	c.send(&wire.CVote{ID: 4, Txn: 2})
+	if e, ok := c.recvAnswer().(*wire.CError); !ok || e.ID != 4 || e.Code != wire.ClientErrTxnState {
+		t.Fatalf("vote of the conflicting transaction: %+v; want ClientErrTxnState, it is forgotten", e)
+	}
+
+	c.send(&wire.CBegin{Txn: 3})
+	c.send(&wire.CStore{Txn: 3, OID: 7, Serial: commit.TID, Data: []byte("y")})
+	c.send(&wire.CVoteFinish{ID: 5, Txn: 3})
+	if next, ok := c.recvAnswer().(*wire.CCommit); !ok || next.ID != 5 || next.TID <= commit.TID {
+		t.Fatalf("answer %+v; want a commit after %x", next, commit.TID)
+	}
+}

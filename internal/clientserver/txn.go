@@ -128,15 +128,18 @@ func (c *conn) runTxn(b *wire.CBegin, w *worker) {
 				failed = txn.Store(ctx, storage.OID(m.OID), storage.TID(m.Serial), m.Data)
 			}
 		case *wire.CVote:
-			err := failed
-			switch {
-			case err == nil:
-				err = txn.Vote(ctx)
-			case txn != nil:
-				// As if Vote had failed: the transaction is aborted.
-				_ = txn.Abort(ctx)
+			c.reply(m.ID, vote(ctx, txn, failed))
+		case *wire.CVoteFinish:
+			if err := vote(ctx, txn, failed); err != nil {
+				// The transaction is aborted: nothing more is to come for
+				// it, so the client need not send an abort.
+				c.forget(b.Txn)
+				c.sendErr(m.ID, err)
+				return
 			}
-			c.reply(m.ID, err)
+			if c.finished(b.Txn, m.ID)(txn.Finish(ctx)) {
+				return
+			}
 		case *wire.CFinish:
 			if txn == nil {
 				c.sendErr(m.ID, fmt.Errorf("finish of a transaction that did not begin: %w", storage.ErrTxnState))
@@ -159,6 +162,18 @@ func (c *conn) runTxn(b *wire.CBegin, w *worker) {
 			return
 		}
 	}
+}
+
+// vote votes txn, or, if its begin or a store failed, aborts it and
+// returns that failure, as if Vote had failed.
+func vote(ctx context.Context, txn storage.Txn, failed error) error {
+	switch {
+	case failed == nil:
+		return txn.Vote(ctx)
+	case txn != nil:
+		_ = txn.Abort(ctx)
+	}
+	return failed
 }
 
 // finished returns a function that answers a finish of transaction txn

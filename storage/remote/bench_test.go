@@ -22,13 +22,36 @@ func benchStores(b *testing.B) map[string]storage.Storage {
 	}
 }
 
+// commitModes are the ways the commit benchmarks end a transaction: the
+// store's name, and whether to commit in one step (storage.CommitTxn)
+// rather than with Vote then Finish.
+var commitModes = []struct {
+	name, store string
+	oneStep     bool
+}{
+	{"local", "local", false},
+	{"remote", "remote", false},
+	{"remote-onestep", "remote", true},
+}
+
+// commitTxn votes and finishes txn, in one step or two.
+func commitTxn(ctx context.Context, txn storage.Txn, oneStep bool) (storage.Commit, error) {
+	if oneStep {
+		return storage.CommitTxn(ctx, txn)
+	}
+	if err := txn.Vote(ctx); err != nil {
+		return storage.Commit{}, err
+	}
+	return txn.Finish(ctx)
+}
+
 // BenchmarkCommit commits one 100-byte object per transaction.
 func BenchmarkCommit(b *testing.B) {
 	ctx := context.Background()
 	data := make([]byte, 100)
-	for _, name := range []string{"local", "remote"} {
-		b.Run(name, func(b *testing.B) {
-			s := benchStores(b)[name]
+	for _, mode := range commitModes {
+		b.Run(mode.name, func(b *testing.B) {
+			s := benchStores(b)[mode.store]
 			b.SetBytes(int64(len(data)))
 			var serial storage.TID
 			for b.Loop() {
@@ -37,10 +60,7 @@ func BenchmarkCommit(b *testing.B) {
 					b.Fatal(err)
 				}
 				_ = txn.Store(ctx, 1, serial, data)
-				if err := txn.Vote(ctx); err != nil {
-					b.Fatal(err)
-				}
-				c, err := txn.Finish(ctx)
+				c, err := commitTxn(ctx, txn, mode.oneStep)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -52,14 +72,15 @@ func BenchmarkCommit(b *testing.B) {
 
 // BenchmarkCommitParallel is BenchmarkCommit from 16 goroutines (on two
 // CPUs), each committing its own object: throughput through the commit
-// lock, which a remote transaction holds from its vote's answer until its
-// finish arrives.
+// lock, which a remote two-step transaction holds from its vote's answer
+// until its finish arrives, and a one-step one does not hold across the
+// network at all.
 func BenchmarkCommitParallel(b *testing.B) {
 	ctx := context.Background()
 	data := make([]byte, 100)
-	for _, name := range []string{"local", "remote"} {
-		b.Run(name, func(b *testing.B) {
-			s := benchStores(b)[name]
+	for _, mode := range commitModes {
+		b.Run(mode.name, func(b *testing.B) {
+			s := benchStores(b)[mode.store]
 			b.SetBytes(int64(len(data)))
 			b.SetParallelism(max(1, 16/runtime.GOMAXPROCS(0)))
 			var next atomic.Uint64
@@ -73,11 +94,7 @@ func BenchmarkCommitParallel(b *testing.B) {
 						return
 					}
 					_ = txn.Store(ctx, oid, serial, data)
-					if err := txn.Vote(ctx); err != nil {
-						b.Error(err)
-						return
-					}
-					c, err := txn.Finish(ctx)
+					c, err := commitTxn(ctx, txn, mode.oneStep)
 					if err != nil {
 						b.Error(err)
 						return

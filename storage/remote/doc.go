@@ -22,7 +22,10 @@
 // One connection per node carries every call, pipelined: each request has
 // an id, answers come in any order, and small messages share system calls.
 // Stores are streamed without waiting; the first refused store of a
-// transaction is reported by Vote (as is a store too large to send). A
+// transaction is reported by Vote (as is a store too large to send).
+// Transactions implement storage.OneStepCommitter: storage.CommitTxn sends
+// vote and finish as one request, which saves a round trip per commit and
+// keeps the primary's commit lock off the network. A
 // transaction is bound to its connection; the node aborts it if the
 // connection drops, and its later calls return ErrDisconnected. Errors the
 // node reports keep their kind: errors.Is works for every storage

@@ -17,6 +17,9 @@ const (
 	txnDone
 )
 
+// The one-step commit is what keeps the commit lock off the network.
+var _ storage.OneStepCommitter = (*txn)(nil)
+
 // txn is a transaction on the primary, bound to the connection it began
 // on: if that connection is lost the node aborts it, and its calls return
 // ErrDisconnected.
@@ -158,8 +161,47 @@ func (t *txn) FinishAt(ctx context.Context, tid storage.TID, expect storage.Chec
 	})
 }
 
+// VoteAndFinish implements storage.OneStepCommitter: Vote and Finish in
+// one round trip, so the primary's commit lock is held only while the
+// primary itself works. A failed vote ends the transaction, as Vote does.
+// As with Finish, a connection lost during the call (ErrDisconnected)
+// leaves it unknown whether the transaction committed.
+func (t *txn) VoteAndFinish(ctx context.Context) (storage.Commit, error) {
+	const op = "vote and finish"
+	if err := t.check(op, txnOpen); err != nil {
+		return storage.Commit{}, err
+	}
+	if t.storeErr != nil {
+		t.end()
+		return storage.Commit{}, t.storeErr
+	}
+	m, _, err := t.cn.roundTrip(ctx, func(id uint64) wire.Message { return &wire.CVoteFinish{ID: id, Txn: t.num} })
+	if c, over, err := t.committedAnswer(m, err); over {
+		return c, opErr(op, err)
+	}
+	// A failed vote, or a failed finish that did not commit: the node has
+	// aborted the transaction or aborts it now.
+	t.end()
+	return storage.Commit{}, opErr(op, err)
+}
+
 func (t *txn) finish(ctx context.Context, op string, build func(id uint64) wire.Message) (storage.Commit, error) {
 	m, _, err := t.cn.roundTrip(ctx, build)
+	if c, over, err := t.committedAnswer(m, err); over {
+		return c, opErr(op, err)
+	}
+	if errors.Is(err, storage.ErrTIDOrder) || errors.Is(err, storage.ErrChainMismatch) {
+		return storage.Commit{}, opErr(op, err) // still voted
+	}
+	t.end()
+	return storage.Commit{}, opErr(op, err)
+}
+
+// committedAnswer reads the answer m (with err from the round trip) to a
+// request that finishes the transaction, and reports whether the
+// transaction committed: with its Commit, or with the TID it committed at
+// and the error of what failed after.
+func (t *txn) committedAnswer(m wire.Message, err error) (storage.Commit, bool, error) {
 	var cm *wire.CCommit
 	if err == nil {
 		cm, err = answer[*wire.CCommit](m)
@@ -168,19 +210,15 @@ func (t *txn) finish(ctx context.Context, op string, build func(id uint64) wire.
 		t.state = txnDone
 		c := storage.Commit{TID: storage.TID(cm.TID), Chain: storage.Checksum(cm.Chain)}
 		t.committed(c.TID)
-		return c, nil
+		return c, true, nil
 	}
 	if e, ok := m.(*wire.CError); ok && e.Code != wire.ClientErrConflict && e.Actual != 0 {
 		// Committed, then something failed (not replicated in time).
 		t.state = txnDone
 		t.committed(storage.TID(e.Actual))
-		return storage.Commit{TID: storage.TID(e.Actual)}, opErr(op, err)
+		return storage.Commit{TID: storage.TID(e.Actual)}, true, err
 	}
-	if errors.Is(err, storage.ErrTIDOrder) || errors.Is(err, storage.ErrChainMismatch) {
-		return storage.Commit{}, opErr(op, err) // still voted
-	}
-	t.end()
-	return storage.Commit{}, opErr(op, err)
+	return storage.Commit{}, false, err
 }
 
 // committed makes the client's own commit visible to its later reads: the

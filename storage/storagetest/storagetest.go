@@ -41,6 +41,7 @@ func Run(t *testing.T, h Harness) {
 		{"Conflicts", testConflicts},
 		{"Abort", testAbort},
 		{"TxnState", testTxnState},
+		{"CommitTxn", testCommitTxn},
 		{"Model", testModel},
 		{"LoadBefore", testLoadBefore},
 		{"Iterator", testIterator},
