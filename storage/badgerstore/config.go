@@ -27,6 +27,9 @@ const (
 	DefaultBlockCacheSize = 64 << 20
 	// DefaultNumCompactors is the number of badger compaction goroutines.
 	DefaultNumCompactors = 2
+	// DefaultBlobThreshold: object data of at least 1 MiB goes to a blob
+	// file of its own, written once, instead of into badger.
+	DefaultBlobThreshold = 1 << 20
 	// DefaultOIDBlock is how many OIDs NewOID reserves with one durable
 	// write.
 	DefaultOIDBlock = 1024
@@ -62,6 +65,12 @@ type Config struct {
 	// ValueThreshold: object revisions of at least this many bytes live in
 	// badger's value log. 0 means DefaultValueThreshold.
 	ValueThreshold int64
+	// BlobThreshold: object revisions of at least this many bytes (and at
+	// most MaxObjectSize) are kept in files of their own under Dir/blobs,
+	// written once; badger holds a small reference. Smaller ones stay in
+	// badger. 0 means DefaultBlobThreshold; a value above MaxObjectSize
+	// keeps every object in badger.
+	BlobThreshold int64
 	// MemTableSize is badger's memtable size. 0 means DefaultMemTableSize.
 	MemTableSize int64
 	// ValueLogFileSize is the size of one value log file. 0 means
@@ -94,6 +103,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ValueThreshold == 0 {
 		c.ValueThreshold = DefaultValueThreshold
+	}
+	if c.BlobThreshold == 0 {
+		c.BlobThreshold = DefaultBlobThreshold
 	}
 	if c.MemTableSize == 0 {
 		c.MemTableSize = DefaultMemTableSize
@@ -131,8 +143,15 @@ func (c Config) Validate() error {
 	if maxBatch := c.MemTableSize * 15 / 100; c.ValueThreshold < 1 || c.ValueThreshold > badgerMaxValueThreshold || c.ValueThreshold > maxBatch/4 {
 		bad("ValueThreshold %d is out of range; set it between 1 and min(1 MiB, MemTableSize*15%%/4 = %d), or raise MemTableSize", c.ValueThreshold, min(badgerMaxValueThreshold, maxBatch/4))
 	}
-	if c.MaxObjectSize < 1 || c.MaxObjectSize > c.ValueLogFileSize-(1<<20) {
-		bad("MaxObjectSize %d is out of range; set it between 1 and ValueLogFileSize - 1 MiB (%d), or raise ValueLogFileSize", c.MaxObjectSize, c.ValueLogFileSize-(1<<20))
+	if c.MaxObjectSize < 1 {
+		bad("MaxObjectSize %d is out of range; set it to at least 1 (0 for the default %d)", c.MaxObjectSize, DefaultMaxObjectSize)
+	}
+	if c.BlobThreshold < 0 {
+		bad("BlobThreshold %d is negative; set it to a byte count (0 for the default %d, above MaxObjectSize to keep every object in badger)", c.BlobThreshold, DefaultBlobThreshold)
+	}
+	// The largest object kept in badger must fit one value log file.
+	if inline := min(c.MaxObjectSize, c.BlobThreshold-1); c.MaxObjectSize >= 1 && c.BlobThreshold >= 0 && inline > c.ValueLogFileSize-(1<<20) {
+		bad("MaxObjectSize %d with BlobThreshold %d keeps objects of up to %d bytes in badger, above ValueLogFileSize - 1 MiB (%d); lower BlobThreshold or MaxObjectSize, or raise ValueLogFileSize", c.MaxObjectSize, c.BlobThreshold, inline, c.ValueLogFileSize-(1<<20))
 	}
 	if c.MaxTxnSize < 0 {
 		bad("MaxTxnSize %d is negative; set it to a byte count, or 0 for no limit", c.MaxTxnSize)

@@ -26,17 +26,18 @@ const (
 	crashSharedIndex = 1 << 20
 )
 
+// crashConfig keeps objects of 64 KiB and more in blob files.
 func crashConfig(dir string) Config {
-	return Config{Dir: dir, MemTableSize: 4 << 20, ValueThreshold: 4 << 10, BlockCacheSize: 8 << 20}
+	return Config{Dir: dir, MemTableSize: 4 << 20, ValueThreshold: 4 << 10, BlobThreshold: 64 << 10, BlockCacheSize: 8 << 20}
 }
 
 // crashSizes returns the object sizes of the transaction with this seed:
-// mostly small objects, some in the value log, now and then more objects
-// than one badger transaction holds.
+// mostly small objects, some in the value log, some in blob files, now
+// and then more objects than one badger transaction holds (and a blob).
 func crashSizes(seed uint64) []int {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	if rng.IntN(20) == 0 {
-		return repeat(7000, 16)
+		return append(repeat(7000, 16), 100<<10)
 	}
 	sizes := make([]int, 1+rng.IntN(8))
 	for i := range sizes {
@@ -152,8 +153,11 @@ func TestCrash(t *testing.T) {
 	for round := range 5 {
 		printed := runCrashRound(t, dir, uint64(round), time.Duration(100+rng.IntN(700))*time.Millisecond)
 
-		s := openStore(t, testConfig(t, dir))
+		cfg := testConfig(t, dir)
+		cfg.BlobThreshold = crashConfig(dir).BlobThreshold
+		s := openStore(t, cfg)
 		txns := checkChains(t, s)
+		checkBlobFiles(t, s)
 		have := make(map[storage.TID]bool, len(txns))
 		for _, tx := range txns {
 			checkCrashTxn(t, tx)
@@ -243,4 +247,17 @@ wait:
 		t.Fatalf("crash child committed nothing")
 	}
 	return printed
+}
+
+// checkBlobFiles checks that every blob file has its index key and every
+// index key its file, after Open removed the orphans.
+func checkBlobFiles(t *testing.T, s *Store) {
+	t.Helper()
+	files, err := os.ReadDir(s.blobDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys := liveKeys(t, s, prefixBlob); keys != len(files) {
+		t.Fatalf("%d blob files, %d blob index keys", len(files), keys)
+	}
 }

@@ -78,3 +78,33 @@ func FuzzDecodeIntent(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeBlobRef(f *testing.F) {
+	f.Add(encodeBlobRef(blobRef{id: 0x0123456789abcdef, size: 16 << 20, sum: [32]byte{1, 2, 3}}))
+	f.Add(encodeBlobIndex(7, 0x03f0000000000001))
+	f.Add(encodeBlobRef(blobRef{size: 1 << 63}))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, decode := range []func([]byte) ([]byte, error){
+			func(b []byte) ([]byte, error) {
+				r, err := decodeBlobRef(b)
+				return encodeBlobRef(r), err
+			},
+			func(b []byte) ([]byte, error) {
+				oid, tid, err := decodeBlobIndex(b)
+				return encodeBlobIndex(oid, tid), err
+			},
+		} {
+			got, err := decode(b)
+			if err != nil {
+				if !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("error %v does not wrap ErrCorrupt", err)
+				}
+				continue
+			}
+			if !bytes.Equal(got, b) {
+				t.Fatalf("re-encoded %x, want %x", got, b)
+			}
+		}
+	})
+}

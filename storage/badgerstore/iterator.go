@@ -132,7 +132,10 @@ func (s *Store) records(rtxn *badger.Txn, tid storage.TID) ([]storage.Record, er
 		if v := storage.TID(item.Version()); v != tid {
 			return nil, fmt.Errorf("%w: record index of %s lists %s, whose revision there is %s", ErrCorrupt, tid, oid, v)
 		}
-		data, err := itemValue(item, "object")
+		data, err := s.objectValue(item, oid)
+		if errors.Is(err, errBlobPacked) {
+			continue // packed since the horizon was read
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -19,13 +19,18 @@ const (
 	prefixRecords  = 'r' // r ‖ tid → ascending OIDs written by tid, version = tid
 	prefixIntent   = 'i' // i ‖ tid → staging nonce of a committed, not yet applied transaction
 	prefixStage    = 's' // s ‖ nonce ‖ oid → staged object data
+	prefixBlob     = 'b' // b ‖ file id → oid ‖ tid of the revision in that blob file, version = tid
 	keyOIDCounter  = 'n' // n → first OID not reserved
 	keyPackHorizon = 'p' // p → pack horizon
 )
 
-// formatV1 is the UserMeta byte of every value this version writes; a
-// value with another one was not written by this store.
+// formatV1 is the UserMeta byte of every value this version writes except
+// blob references; a value with another one was not written by this store.
 const formatV1 byte = 1
+
+// formatBlob is the UserMeta byte of an object revision (or staged
+// object) whose data is in a blob file: the value is an encoded blobRef.
+const formatBlob byte = 2
 
 func key9(prefix byte, v uint64) []byte {
 	k := make([]byte, 9)

@@ -150,6 +150,7 @@ func TestLargeTransactions(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes about 1 GiB")
 	}
+	t.Parallel() // mostly waits for the disk
 	cfg := testConfig(t, t.TempDir())
 	cfg.MemTableSize = 64 << 20
 	cfg.ValueThreshold = 64 << 10

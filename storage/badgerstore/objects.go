@@ -2,6 +2,7 @@ package badgerstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 
@@ -96,15 +97,26 @@ func (s *Store) objects(ctx context.Context, from, to storage.OID, at storage.TI
 		if newer != 0 && newer <= horizon {
 			continue // packed away
 		}
-		if m := item.UserMeta(); m != formatV1 {
-			return fmt.Errorf("%w: object %s version %d has format %d, want %d", ErrCorrupt, oid, v, m, formatV1)
-		}
 		more := true
-		if err := item.Value(func(data []byte) error {
+		switch m := item.UserMeta(); m {
+		case formatV1:
+			if err := item.Value(func(data []byte) error {
+				more = yield(storage.ObjectState{OID: oid, Serial: v, Data: data}, nil)
+				return nil
+			}); err != nil {
+				return fmt.Errorf("read %s at %s: %w", oid, v, err)
+			}
+		case formatBlob:
+			data, err := s.objectValue(item, oid)
+			if errors.Is(err, errBlobPacked) {
+				continue // packed since the iteration started
+			}
+			if err != nil {
+				return err
+			}
 			more = yield(storage.ObjectState{OID: oid, Serial: v, Data: data}, nil)
-			return nil
-		}); err != nil {
-			return fmt.Errorf("read %s at %s: %w", oid, v, err)
+		default:
+			return fmt.Errorf("%w: object %s version %d has format %d, want %d or %d", ErrCorrupt, oid, v, m, formatV1, formatBlob)
 		}
 		if !more {
 			return nil

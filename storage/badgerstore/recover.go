@@ -103,12 +103,21 @@ func (s *Store) redo(in intent) error {
 		oids = append(oids, storage.OID(binary.BigEndian.Uint64(k[len(prefix):])))
 	}
 	it.Close()
-	get := func(oid storage.OID) ([]byte, error) {
+	get := func(oid storage.OID) ([]byte, byte, error) {
 		item, err := rtxn.Get(stageKey(in.nonce, oid))
 		if err != nil {
-			return nil, fmt.Errorf("read staged %s: %w", oid, err)
+			return nil, 0, fmt.Errorf("read staged %s: %w", oid, err)
 		}
-		return itemValue(item, "staged object")
+		// A staged object is its data, or the reference to its blob file.
+		m := item.UserMeta()
+		if m != formatV1 && m != formatBlob {
+			return nil, 0, fmt.Errorf("%w: staged object %s of %s has format %d, want %d or %d", ErrCorrupt, oid, in.tid, m, formatV1, formatBlob)
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return nil, 0, fmt.Errorf("read staged %s: %w", oid, err)
+		}
+		return v, m, nil
 	}
 	if err := s.apply(in.tid, in.chain, rec.Meta, oids, get); err != nil {
 		return err

@@ -23,16 +23,25 @@ import (
 // Each transaction stays atomic on its own, so a crash keeps a prefix of
 // whole transactions. Restore returns how many of txns are durable: all
 // of them, or those before the one its error is about.
+//
+// Large records go to blob files, written once and synced together before
+// the commit lock is taken; the files of the transactions not restored
+// are removed.
 func (s *Store) Restore(ctx context.Context, txns []storage.Transaction) (int, error) {
+	prepared, err := s.prepareRestore(ctx, txns)
+	if err != nil {
+		return 0, err
+	}
 	done := 0
+	defer func() { s.dropRestoreBlobs(prepared[done:]) }()
 	for done < len(txns) {
-		n, err := s.restoreBatch(ctx, txns[done:])
+		n, err := s.restoreBatch(ctx, txns[done:], prepared[done:])
 		done += n
 		if err != nil {
 			return done, err
 		}
 		if done < len(txns) && n == 0 { // does not fit one badger transaction
-			if err := s.restoreOne(ctx, txns[done]); err != nil {
+			if err := s.restoreOne(ctx, txns[done], prepared[done]); err != nil {
 				return done, err
 			}
 			done++
@@ -41,10 +50,64 @@ func (s *Store) Restore(ctx context.Context, txns []storage.Transaction) (int, e
 	return done, nil
 }
 
+// prepareRestore turns txns into transactions of s, writing the blob
+// files of their large records and making them durable with one
+// directory sync.
+func (s *Store) prepareRestore(ctx context.Context, txns []storage.Transaction) ([]*txn, error) {
+	if err := s.enter(ctx, "restore"); err != nil {
+		return nil, err
+	}
+	defer s.opMu.RUnlock()
+	prepared := make([]*txn, 0, len(txns))
+	var recs []*record
+	for _, tx := range txns {
+		t, err := restoreTxn(s, tx)
+		if err == nil {
+			prepared = append(prepared, t)
+			recs = append(recs, t.records()...)
+		} else {
+			t.dropBlobs()
+		}
+		if err == nil {
+			err = ctx.Err()
+		}
+		if err != nil {
+			for _, t := range prepared {
+				t.dropBlobs()
+			}
+			return nil, fmt.Errorf("badgerstore: restore at %s: %w", tx.TID, err)
+		}
+	}
+	if err := s.syncBlobs(recs); err != nil {
+		for _, t := range prepared {
+			t.dropBlobs()
+		}
+		return nil, fmt.Errorf("badgerstore: restore: %w", err)
+	}
+	for _, t := range prepared {
+		t.blobsSynced = true
+	}
+	return prepared, nil
+}
+
+// dropRestoreBlobs removes the blob files of transactions Restore did
+// not commit. After a failure that leaves the store's state unknown
+// (some may be written), it leaves them to the next Open.
+func (s *Store) dropRestoreBlobs(txns []*txn) {
+	s.opMu.RLock()
+	defer s.opMu.RUnlock()
+	if s.closed.Load() || s.failed.Load() != nil {
+		return
+	}
+	for _, t := range txns {
+		t.dropBlobs()
+	}
+}
+
 // restoreBatch writes the leading transactions of txns that each fit one
 // badger transaction, waits until they are durable and returns how many
 // it wrote, with the error of the one that stopped it, if any.
-func (s *Store) restoreBatch(ctx context.Context, txns []storage.Transaction) (int, error) {
+func (s *Store) restoreBatch(ctx context.Context, txns []storage.Transaction, prepared []*txn) (int, error) {
 	if err := s.enter(ctx, "restore"); err != nil {
 		return 0, err
 	}
@@ -68,8 +131,8 @@ func (s *Store) restoreBatch(ctx context.Context, txns []storage.Transaction) (i
 		maxOID   storage.OID
 		n        int
 	)
-	for _, tx := range txns {
-		t := restoreTxn(s, tx)
+	for i, tx := range txns {
+		t := prepared[i]
 		if !t.fitsOneBatch() {
 			break
 		}
@@ -141,64 +204,87 @@ func (s *Store) restoreBatch(ctx context.Context, txns []storage.Transaction) (i
 }
 
 // restoreTxn returns tx as a transaction of s with its OIDs sorted, for
-// fitsOneBatch and batch.
-func restoreTxn(s *Store, tx storage.Transaction) *txn {
+// fitsOneBatch and batch, its large records written to blob files (not
+// yet synced). On error, the files written so far are t's.
+func restoreTxn(s *Store, tx storage.Transaction) (*txn, error) {
 	t := &txn{s: s, meta: tx.Meta, recs: make(map[storage.OID]*record, len(tx.Records))}
-	for _, r := range tx.Records {
-		t.recs[r.OID] = &record{data: r.Data, digest: storage.DigestRecord(r.OID, r.Data)}
+	for _, rec := range tx.Records {
+		r, err := s.newRecord(rec.OID, 0, rec.Data)
+		if err != nil {
+			return t, fmt.Errorf("%s: %w", rec.OID, err)
+		}
+		if old := t.recs[rec.OID]; old != nil && old.blob != nil {
+			old.waitSynced()
+			s.removeBlobs([]uint64{old.blob.id})
+		}
+		t.recs[rec.OID] = r
 	}
 	t.oids = make([]storage.OID, 0, len(t.recs))
 	for oid := range t.recs {
 		t.oids = append(t.oids, oid)
 	}
 	slices.Sort(t.oids)
-	return t
+	return t, nil
 }
 
 // batch returns the badger transaction that writes t at tid, not yet
-// committed.
+// committed: its records (blob references for blob files, with their
+// index keys), its record index and its transaction record.
 func (t *txn) batch(tid storage.TID, chain storage.Checksum) (*badger.Txn, error) {
 	w := t.s.db.NewTransactionAt(math.MaxUint64, true)
-	set := func(k, v []byte) error { return w.SetEntry(badger.NewEntry(k, v).WithMeta(formatV1)) }
-	for _, oid := range t.oids {
-		if err := set(objectKey(oid), t.recs[oid].data); err != nil {
-			w.Discard()
-			return nil, err
+	set := func(k, v []byte, meta byte) error { return w.SetEntry(badger.NewEntry(k, v).WithMeta(meta)) }
+	err := func() error {
+		for _, oid := range t.oids {
+			r := t.recs[oid]
+			if r.blob != nil {
+				if err := set(blobIndexKey(r.blob.id), encodeBlobIndex(oid, tid), formatV1); err != nil {
+					return err
+				}
+			}
+			v, meta := r.value()
+			if err := set(objectKey(oid), v, meta); err != nil {
+				return err
+			}
 		}
-	}
-	if err := set(recordsKey(tid), encodeOIDs(t.oids)); err != nil {
-		w.Discard()
-		return nil, err
-	}
-	if err := set(txnKey(tid), encodeTxnRecord(txnRecord{Chain: chain, Meta: t.meta})); err != nil {
+		if err := set(recordsKey(tid), encodeOIDs(t.oids), formatV1); err != nil {
+			return err
+		}
+		return set(txnKey(tid), encodeTxnRecord(txnRecord{Chain: chain, Meta: t.meta}), formatV1)
+	}()
+	if err != nil {
 		w.Discard()
 		return nil, err
 	}
 	return w, nil
 }
 
-// restoreOne restores one transaction through Begin, Vote and FinishAt,
-// storing each record over the current revision.
-func (s *Store) restoreOne(ctx context.Context, tx storage.Transaction) error {
-	t, err := s.Begin(ctx, tx.Meta)
-	if err != nil {
+// restoreOne restores one prepared transaction through Vote and
+// FinishAt, storing each record over the current revision.
+func (s *Store) restoreOne(ctx context.Context, tx storage.Transaction, t *txn) error {
+	if err := s.enter(ctx, "restore"); err != nil {
 		return err
 	}
-	for _, r := range tx.Records {
-		serial, err := s.currentSerial(r.OID)
-		if err == nil {
-			err = t.Store(ctx, r.OID, serial, r.Data)
-		}
+	for oid, r := range t.recs {
+		serial, err := s.currentSerial(oid)
 		if err != nil {
-			t.Abort(ctx)
+			s.opMu.RUnlock()
 			return fmt.Errorf("badgerstore: restore at %s: %w", tx.TID, err)
 		}
+		r.serial = serial
 	}
+	s.opMu.RUnlock()
 	if err := t.Vote(ctx); err != nil {
 		return fmt.Errorf("badgerstore: restore at %s: %w", tx.TID, err)
 	}
 	if _, err := t.FinishAt(ctx, tx.TID, tx.Chain); err != nil {
 		t.Abort(context.WithoutCancel(ctx))
+		if !errors.Is(err, storage.ErrChainMismatch) && !errors.Is(err, storage.ErrTIDOrder) {
+			// The commit may be written: its files are the next Open's
+			// to judge, not Restore's to remove.
+			for _, r := range t.recs {
+				r.blob = nil
+			}
+		}
 		return err
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -52,6 +53,13 @@ type Store struct {
 	// log, so that the next sync round includes the value log.
 	vlogDirty atomic.Bool
 
+	// blobDir holds the blob files. blobGate is held shared by a reader
+	// around opening a blob file (and deciding whether a missing one was
+	// packed), and taken exclusively by Pack between publishing a horizon
+	// and removing the files it packed.
+	blobDir  string
+	blobGate sync.RWMutex
+
 	packMu  sync.Mutex // serialises Pack
 	horizon atomic.Uint64
 	packVer uint64 // badger version of the newest pack horizon record
@@ -67,7 +75,7 @@ var _ storage.Storage = (*Store)(nil)
 
 // Open opens (creating if needed) the store in cfg.Dir. It finishes any
 // transaction a crash interrupted after its commit point and discards any
-// staged data of transactions that did not reach it.
+// staged data and blob files of transactions that did not reach it.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -88,6 +96,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		maxSize:    db.MaxBatchSize(),
 		commitLock: make(chan struct{}, 1),
 		closing:    make(chan struct{}),
+		blobDir:    filepath.Join(cfg.Dir, blobDirName),
 	}
 	s.syncer = &groupSync{fn: s.syncRound}
 	if err := s.load(ctx); err != nil {
@@ -148,7 +157,7 @@ func (s *Store) load(ctx context.Context) error {
 		s.lastWritten.Store(tid)
 		s.published.Store(tid)
 	}
-	return nil
+	return s.openBlobs()
 }
 
 // readCounter reads a singleton counter key and its badger version.
@@ -299,20 +308,30 @@ func (s *Store) Load(ctx context.Context, oid storage.OID) ([]byte, storage.TID,
 		return nil, 0, err
 	}
 	defer s.opMu.RUnlock()
+	for {
+		data, serial, err := s.loadCurrent(oid)
+		if errors.Is(err, errBlobPacked) {
+			continue // a newer revision was published and packed this one
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("badgerstore: load %s: %w", oid, err)
+		}
+		return data, serial, nil
+	}
+}
+
+func (s *Store) loadCurrent(oid storage.OID) ([]byte, storage.TID, error) {
 	rtxn, _ := s.readTxn()
 	defer rtxn.Discard()
 	item, err := rtxn.Get(objectKey(oid))
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, 0, fmt.Errorf("badgerstore: load %s: %w", oid, storage.ErrNotFound)
+		return nil, 0, storage.ErrNotFound
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("badgerstore: load %s: %w", oid, err)
+		return nil, 0, err
 	}
-	data, err := itemValue(item, "object")
-	if err != nil {
-		return nil, 0, fmt.Errorf("badgerstore: load %s: %w", oid, err)
-	}
-	return data, storage.TID(item.Version()), nil
+	data, err := s.objectValue(item, oid)
+	return data, storage.TID(item.Version()), err
 }
 
 // versions calls fn for each revision of oid visible in rtxn, newest first,
@@ -347,20 +366,17 @@ func (s *Store) LoadBefore(ctx context.Context, oid storage.OID, before storage.
 		return nil, 0, 0, err
 	}
 	defer s.opMu.RUnlock()
-	rtxn, _ := s.readTxn()
-	defer rtxn.Discard()
 	var (
 		data       []byte
 		start, end storage.TID
+		err        error
 	)
-	err := s.versions(rtxn, oid, func(item *badger.Item, newer storage.TID) (bool, error) {
-		if storage.TID(item.Version()) >= before {
-			return true, nil
+	for {
+		data, start, end, err = s.loadBefore(oid, before)
+		if !errors.Is(err, errBlobPacked) {
+			break
 		}
-		b, err := itemValue(item, "object")
-		data, start, end = b, storage.TID(item.Version()), newer
-		return false, err
-	})
+	}
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("badgerstore: load %s before %s: %w", oid, before, err)
 	}
@@ -370,20 +386,36 @@ func (s *Store) LoadBefore(ctx context.Context, oid storage.OID, before storage.
 	return data, start, end, nil
 }
 
+func (s *Store) loadBefore(oid storage.OID, before storage.TID) (data []byte, start, end storage.TID, err error) {
+	rtxn, _ := s.readTxn()
+	defer rtxn.Discard()
+	err = s.versions(rtxn, oid, func(item *badger.Item, newer storage.TID) (bool, error) {
+		if storage.TID(item.Version()) >= before {
+			return true, nil
+		}
+		b, err := s.objectValue(item, oid)
+		data, start, end = b, storage.TID(item.Version()), newer
+		return false, err
+	})
+	return data, start, end, err
+}
+
 // History implements storage.Storage.
 func (s *Store) History(ctx context.Context, oid storage.OID, n int) ([]storage.Revision, error) {
 	if err := s.enter(ctx, "history"); err != nil {
 		return nil, err
 	}
 	defer s.opMu.RUnlock()
-	rtxn, _ := s.readTxn()
-	defer rtxn.Discard()
-	var revs []storage.Revision
-	err := s.versions(rtxn, oid, func(item *badger.Item, _ storage.TID) (bool, error) {
-		b, err := itemValue(item, "object")
-		revs = append(revs, storage.Revision{TID: storage.TID(item.Version()), Data: b})
-		return n <= 0 || len(revs) < n, err
-	})
+	var (
+		revs []storage.Revision
+		err  error
+	)
+	for {
+		revs, err = s.history(oid, n)
+		if !errors.Is(err, errBlobPacked) {
+			break
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("badgerstore: history of %s: %w", oid, err)
 	}
@@ -391,6 +423,18 @@ func (s *Store) History(ctx context.Context, oid storage.OID, n int) ([]storage.
 		return nil, fmt.Errorf("badgerstore: history of %s: %w", oid, storage.ErrNotFound)
 	}
 	return revs, nil
+}
+
+func (s *Store) history(oid storage.OID, n int) ([]storage.Revision, error) {
+	rtxn, _ := s.readTxn()
+	defer rtxn.Discard()
+	var revs []storage.Revision
+	err := s.versions(rtxn, oid, func(item *badger.Item, _ storage.TID) (bool, error) {
+		b, err := s.objectValue(item, oid)
+		revs = append(revs, storage.Revision{TID: storage.TID(item.Version()), Data: b})
+		return n <= 0 || len(revs) < n, err
+	})
+	return revs, err
 }
 
 // LastTransaction implements storage.Storage.
@@ -495,6 +539,10 @@ func (s *Store) Pack(ctx context.Context, before storage.TID) error {
 	}
 	s.horizon.Store(h)
 	s.db.SetDiscardTs(h)
+	if err := s.dropPackedBlobs(h); err != nil {
+		// The horizon holds; Open (or the next Pack) removes the files.
+		return fmt.Errorf("badgerstore: pack before %s: blob files: %w", before, err)
+	}
 	return nil
 }
 

@@ -3,7 +3,6 @@ package badgerstore
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"strings"
 	"sync"
@@ -56,16 +55,28 @@ func openStore(t testing.TB, cfg Config) *Store {
 	return s
 }
 
-// TestConformance runs the storage suite durable and with NoSync (which
+// TestConformance runs the storage suite durable, with NoSync (which
 // publishes under the commit lock and writes value-log data without
-// staging).
+// staging), and with a BlobThreshold so low that nearly every object is
+// a blob file.
 func TestConformance(t *testing.T) {
-	for _, noSync := range []bool{false, true} {
-		t.Run(fmt.Sprintf("NoSync=%v", noSync), func(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name          string
+		noSync        bool
+		blobThreshold int64
+	}{
+		{"NoSync=false", false, 0},
+		{"NoSync=true", true, 0},
+		{"BlobThreshold=64", false, 64},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			storagetest.Run(t, storagetest.Harness{
 				Open: func(t *testing.T) storage.Storage {
 					cfg := testConfig(t, t.TempDir())
-					cfg.NoSync = noSync
+					cfg.NoSync = c.noSync
+					cfg.BlobThreshold = c.blobThreshold
 					return openStore(t, cfg)
 				},
 				Reopen: func(t *testing.T, s storage.Storage) storage.Storage {
@@ -145,11 +156,17 @@ func TestConfigValidate(t *testing.T) {
 	if err := (Config{Dir: "d"}).Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	err := Config{Dir: "d", MemTableSize: 1 << 20, ValueThreshold: 1 << 20, MaxObjectSize: 4 << 30}.Validate()
-	for _, want := range []string{"ValueThreshold 1048576", "MaxObjectSize 4294967296"} {
+	if err := (Config{Dir: "d", MaxObjectSize: 4 << 30}).Validate(); err != nil {
+		t.Fatalf("objects above a value log file in blob files: %v", err)
+	}
+	err := Config{Dir: "d", MemTableSize: 1 << 20, ValueThreshold: 1 << 20, MaxObjectSize: 4 << 30, BlobThreshold: 8 << 30}.Validate()
+	for _, want := range []string{"ValueThreshold 1048576", "MaxObjectSize 4294967296 with BlobThreshold 8589934592"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("bad settings: %v, want it to name %q", err, want)
 		}
+	}
+	if err := (Config{Dir: "d", BlobThreshold: -1}).Validate(); err == nil || !strings.Contains(err.Error(), "BlobThreshold -1") {
+		t.Fatalf("negative BlobThreshold: %v", err)
 	}
 	if _, err := Open(t.Context(), Config{Dir: t.TempDir(), NumCompactors: 1}); err == nil {
 		t.Fatal("Open accepted NumCompactors 1")

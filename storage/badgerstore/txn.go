@@ -26,8 +26,24 @@ const (
 // record is one staged object revision.
 type record struct {
 	serial storage.TID
+	// data is the revision's data, or nil when blob is set: the data is
+	// then in that blob file.
 	data   []byte
+	blob   *blobRef
+	size   int64
 	digest storage.RecordDigest
+	// synced reports the end of the blob file's sync (see newRecord);
+	// waitSynced keeps its result in syncErr.
+	synced  <-chan error
+	syncErr error
+}
+
+// value is what the record's o key holds, and its UserMeta.
+func (r *record) value() ([]byte, byte) {
+	if r.blob != nil {
+		return encodeBlobRef(*r.blob), formatBlob
+	}
+	return r.data, formatV1
 }
 
 // txn implements storage.Txn.
@@ -44,6 +60,8 @@ type txn struct {
 	staged   bool
 	nonce    uint64
 	stageVer uint64
+	// blobsSynced: every blob file of the transaction is durable.
+	blobsSynced bool
 }
 
 // Store implements storage.Txn.
@@ -57,9 +75,86 @@ func (t *txn) Store(ctx context.Context, oid storage.OID, serial storage.TID, da
 	if t.s.closed.Load() {
 		return fmt.Errorf("badgerstore: store %s: %w", oid, storage.ErrClosed)
 	}
-	// The digest is computed here, outside the commit lock.
-	t.recs[oid] = &record{serial: serial, data: data, digest: storage.DigestRecord(oid, data)}
+	// The digest is computed and a blob file written here, outside the
+	// commit lock.
+	r, err := t.s.storeRecord(ctx, oid, serial, data)
+	if err != nil {
+		return fmt.Errorf("badgerstore: store %s: %w", oid, err)
+	}
+	if r.blob != nil {
+		t.blobsSynced = false
+	}
+	if old := t.recs[oid]; old != nil && old.blob != nil {
+		old.waitSynced()
+		t.s.removeBlobs([]uint64{old.blob.id})
+	}
+	t.recs[oid] = r
 	return nil
+}
+
+// isBlob reports whether an object of n bytes goes to a blob file; one
+// above MaxObjectSize does not, as Vote refuses it.
+func (s *Store) isBlob(n int64) bool {
+	return n >= s.cfg.BlobThreshold && n <= s.cfg.MaxObjectSize
+}
+
+// storeRecord is newRecord, holding the store open while it writes a
+// blob file.
+func (s *Store) storeRecord(ctx context.Context, oid storage.OID, serial storage.TID, data []byte) (*record, error) {
+	if !s.isBlob(int64(len(data))) {
+		return s.newRecord(oid, serial, data)
+	}
+	if err := s.enter(ctx, "store"); err != nil {
+		return nil, err
+	}
+	defer s.opMu.RUnlock()
+	return s.newRecord(oid, serial, data)
+}
+
+// records returns the transaction's records.
+func (t *txn) records() []*record {
+	recs := make([]*record, 0, len(t.recs))
+	for _, r := range t.recs {
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+// blobIDs returns the ids of the transaction's blob files.
+func (t *txn) blobIDs() []uint64 {
+	var ids []uint64
+	for _, r := range t.recs {
+		if r.blob != nil {
+			ids = append(ids, r.blob.id)
+		}
+	}
+	return ids
+}
+
+// syncBlobs makes the transaction's blob files durable.
+func (t *txn) syncBlobs() error {
+	if t.blobsSynced {
+		return nil
+	}
+	if err := t.s.syncBlobs(t.records()); err != nil {
+		return err
+	}
+	t.blobsSynced = true
+	return nil
+}
+
+// dropBlobs removes the blob files of a transaction that will not
+// commit. Caller holds opMu shared.
+func (t *txn) dropBlobs() {
+	for _, r := range t.recs {
+		if r.blob != nil {
+			r.waitSynced()
+		}
+	}
+	t.s.removeBlobs(t.blobIDs())
+	for _, r := range t.recs {
+		r.blob = nil
+	}
 }
 
 // Vote implements storage.Txn.
@@ -73,12 +168,20 @@ func (t *txn) Vote(ctx context.Context) error {
 		return err
 	}
 	defer s.opMu.RUnlock()
+	// Blob files are durable before the commit point, and synced before
+	// the commit lock so that the lock is never held across their sync.
+	if err := t.syncBlobs(); err != nil {
+		t.state = stateDone
+		t.dropBlobs()
+		return fmt.Errorf("badgerstore: vote: %w", err)
+	}
 	s.syncer.enqueue()
 	select {
 	case s.commitLock <- struct{}{}:
 	case <-ctx.Done():
 		t.state = stateDone
 		s.syncer.dequeue()
+		t.dropBlobs()
 		return fmt.Errorf("badgerstore: vote: waiting for the commit lock: %w", ctx.Err())
 	case <-s.closing:
 		t.state = stateDone
@@ -89,6 +192,7 @@ func (t *txn) Vote(ctx context.Context) error {
 		t.state = stateDone
 		<-s.commitLock
 		s.syncer.dequeue()
+		t.dropBlobs()
 		return fmt.Errorf("badgerstore: vote: %w", err)
 	}
 	t.state = stateVoted
@@ -102,10 +206,10 @@ func (t *txn) validate() error {
 	var total int64
 	t.oids = make([]storage.OID, 0, len(t.recs))
 	for oid, r := range t.recs {
-		if n := int64(len(r.data)); n > s.cfg.MaxObjectSize {
-			return fmt.Errorf("object %s has %d bytes, above MaxObjectSize %d: %w", oid, n, s.cfg.MaxObjectSize, storage.ErrTooLarge)
+		if r.size > s.cfg.MaxObjectSize {
+			return fmt.Errorf("object %s has %d bytes, above MaxObjectSize %d: %w", oid, r.size, s.cfg.MaxObjectSize, storage.ErrTooLarge)
 		}
-		total += int64(len(r.data))
+		total += r.size
 		t.oids = append(t.oids, oid)
 	}
 	if s.cfg.MaxTxnSize > 0 && total > s.cfg.MaxTxnSize {
@@ -178,7 +282,14 @@ func (t *txn) fitsOneBatch() bool {
 	add(len(encodeTxnRecord(txnRecord{Meta: t.meta})))
 	add(8 * len(t.oids))
 	for _, oid := range t.oids {
-		add(len(t.recs[oid].data))
+		r := t.recs[oid]
+		if r.blob != nil {
+			add(blobRefSize)
+			add(blobIndexSize) // its b key
+			count++
+			continue
+		}
+		add(len(r.data))
 	}
 	if vlogBytes > 0 && !s.cfg.NoSync {
 		return false
@@ -285,21 +396,12 @@ func (t *txn) write(ctx context.Context, tid storage.TID, expect storage.Checksu
 
 // commitOneBatch writes the whole transaction as one badger transaction.
 func (t *txn) commitOneBatch(tid storage.TID, chain storage.Checksum) error {
-	w := t.s.db.NewTransactionAt(math.MaxUint64, true)
+	w, err := t.batch(tid, chain)
+	if err != nil {
+		return err
+	}
 	defer w.Discard()
-	set := func(k, v []byte) error { return w.SetEntry(badger.NewEntry(k, v).WithMeta(formatV1)) }
-	for _, oid := range t.oids {
-		if err := set(objectKey(oid), t.recs[oid].data); err != nil {
-			return err
-		}
-	}
-	if err := set(recordsKey(tid), encodeOIDs(t.oids)); err != nil {
-		return err
-	}
-	if err := set(txnKey(tid), encodeTxnRecord(txnRecord{Chain: chain, Meta: t.meta})); err != nil {
-		return err
-	}
-	err := w.CommitAt(uint64(tid), nil)
+	err = w.CommitAt(uint64(tid), nil)
 	if t.s.cfg.NoSync {
 		// Only NoSync puts values in the value log here; see fitsOneBatch.
 		t.s.vlogDirty.Store(true)
@@ -327,7 +429,10 @@ func (t *txn) commitStaged(tid storage.TID, chain storage.Checksum) error {
 	if err := s.durable(); err != nil {
 		return err
 	}
-	err := s.apply(tid, chain, t.meta, t.oids, func(oid storage.OID) ([]byte, error) { return t.recs[oid].data, nil })
+	err := s.apply(tid, chain, t.meta, t.oids, func(oid storage.OID) ([]byte, byte, error) {
+		v, meta := t.recs[oid].value()
+		return v, meta, nil
+	})
 	if err != nil {
 		// The transaction is committed but only Open can finish it.
 		s.fail(fmt.Errorf("apply committed transaction %s: %w", tid, err))
@@ -342,7 +447,8 @@ func (t *txn) stage() error {
 		return err
 	}
 	for _, oid := range t.oids {
-		if err := w.set(stageKey(t.nonce, oid), t.recs[oid].data); err != nil {
+		v, meta := t.recs[oid].value()
+		if err := w.setMeta(stageKey(t.nonce, oid), v, meta); err != nil {
 			return err
 		}
 	}
@@ -390,19 +496,21 @@ func (s *Store) deleteIntent(tid storage.TID) error {
 	return w.CommitAt(uint64(tid)+1, nil)
 }
 
-// Abort implements storage.Txn.
+// Abort implements storage.Txn. It removes the transaction's blob files
+// (after Close, the next Open does).
 func (t *txn) Abort(ctx context.Context) error {
-	switch t.state {
-	case stateDone:
+	if t.state == stateDone {
 		return nil
-	case stateVoted:
-		if t.staged {
-			t.s.opMu.RLock()
-			if !t.s.closed.Load() {
-				t.unstage()
-			}
-			t.s.opMu.RUnlock()
+	}
+	t.s.opMu.RLock()
+	if !t.s.closed.Load() {
+		if t.state == stateVoted && t.staged {
+			t.unstage()
 		}
+		t.dropBlobs()
+	}
+	t.s.opMu.RUnlock()
+	if t.state == stateVoted {
 		<-t.s.commitLock
 		t.s.syncer.dequeue()
 	}
@@ -411,16 +519,26 @@ func (t *txn) Abort(ctx context.Context) error {
 }
 
 // apply writes a committed transaction's records, index and transaction
-// record at version tid, in as many badger transactions as needed. get
-// returns a record's data.
-func (s *Store) apply(tid storage.TID, chain storage.Checksum, meta storage.TxnMeta, oids []storage.OID, get func(storage.OID) ([]byte, error)) error {
+// record at version tid, in as many badger transactions as needed, with
+// the index key of every blob file. get returns a record's value and its
+// UserMeta (formatV1 or formatBlob).
+func (s *Store) apply(tid storage.TID, chain storage.Checksum, meta storage.TxnMeta, oids []storage.OID, get func(storage.OID) ([]byte, byte, error)) error {
 	w := s.newChunkWriter(uint64(tid))
 	for _, oid := range oids {
-		data, err := get(oid)
+		v, m, err := get(oid)
 		if err != nil {
 			return err
 		}
-		if err := w.set(objectKey(oid), data); err != nil {
+		if m == formatBlob {
+			ref, err := decodeBlobRef(v)
+			if err != nil {
+				return fmt.Errorf("staged %s: %w", oid, err)
+			}
+			if err := w.set(blobIndexKey(ref.id), encodeBlobIndex(oid, tid)); err != nil {
+				return err
+			}
+		}
+		if err := w.setMeta(objectKey(oid), v, m); err != nil {
 			return err
 		}
 	}
@@ -486,8 +604,10 @@ func (c *chunkWriter) add(k []byte, vlen int, write func(*badger.Txn) error) err
 	return nil
 }
 
-func (c *chunkWriter) set(k, v []byte) error {
-	return c.add(k, len(v), func(w *badger.Txn) error { return w.SetEntry(badger.NewEntry(k, v).WithMeta(formatV1)) })
+func (c *chunkWriter) set(k, v []byte) error { return c.setMeta(k, v, formatV1) }
+
+func (c *chunkWriter) setMeta(k, v []byte, meta byte) error {
+	return c.add(k, len(v), func(w *badger.Txn) error { return w.SetEntry(badger.NewEntry(k, v).WithMeta(meta)) })
 }
 
 func (c *chunkWriter) del(k []byte) error {
