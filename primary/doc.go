@@ -9,16 +9,20 @@
 // by changing one constructor. Reads go to the local store. Each step of the
 // two-phase commit is applied locally first and, if it succeeds, broadcast
 // (as wire messages cut into fragments by internal/msgstream) before the
-// call returns:
+// call returns, except Store, which broadcasts first (below):
 //
 //   - Begin assigns the transaction a seq (from 1, never repeated by one
 //     primary process) and multicasts begin.
 //   - Store refuses data that could not be sent (beyond a wire limit or
 //     65535 fragments) with an error wrapping storage.ErrTooLarge before
-//     anything is stored anywhere; otherwise it stores locally and
-//     multicasts store. The data is sent without a copy, so it must stay
-//     unmodified until the replicas acknowledged it (gcs keeps references),
-//     which is stricter than the storage contract's "until Finish".
+//     anything is stored anywhere; otherwise it multicasts store and then
+//     stores locally, so replicas receive and write a large object while
+//     the primary writes it. A local failure fails the transaction: its
+//     Vote returns that error and aborts it locally and on the replicas,
+//     which never commit what the primary lacks. The data is sent
+//     without a copy, so it must stay unmodified until the replicas
+//     acknowledged it (gcs keeps references), which is stricter than the
+//     storage contract's "until Finish".
 //   - Vote votes locally (taking the local commit lock) and multicasts vote.
 //   - Finish commits locally with a TID the primary chooses, max(now,
 //     last+1), and multicasts finish with the TID and the chain value as

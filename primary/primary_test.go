@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/repld/repld/storage"
+	"github.com/repld/repld/storage/faultstore"
 	"github.com/repld/repld/storage/storagetest"
 	"github.com/repld/repld/wire"
 )
@@ -309,4 +310,46 @@ func TestFailureReport(t *testing.T) {
 	if r, _ := replicaState(p, "r1"); r.State != "quarantined" {
 		t.Fatalf("after a new hello r1 is %s", r.State)
 	}
+}
+
+// TestLocalStoreFailure: a store is broadcast before the local store
+// writes it, so a local failure must fail the transaction: Vote reports it
+// even if the caller ignores it, the replicas see an abort, and the next
+// transaction commits everywhere.
+func TestLocalStoreFailure(t *testing.T) {
+	n := newTestNet(t)
+	fs := faultstore.New(newMem(t))
+	p, _ := n.openPrimary(fs, t.TempDir(), nil)
+	f := n.join("r1", true)
+	f.hello(1, 0, storage.Checksum{})
+	waitFor(t, "r1 healthy", func() bool { r, _ := replicaState(p, "r1"); return r.State == "healthy" })
+	ctx := t.Context()
+
+	injected := errors.New("injected: no space left on device")
+	fs.FailNext(faultstore.OpStore, injected, 1)
+	txn, err := p.Begin(ctx, storage.TxnMeta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Store(ctx, 1, 0, []byte("lost")); !errors.Is(err, injected) {
+		t.Fatalf("Store = %v; want the injected failure", err)
+	}
+	if err := txn.Store(ctx, 2, 0, []byte("after")); !errors.Is(err, injected) {
+		t.Fatalf("Store after a failed store = %v; want the injected failure again", err)
+	}
+	if err := txn.Vote(ctx); !errors.Is(err, injected) {
+		t.Fatalf("Vote after a failed store = %v; want the injected failure", err)
+	}
+	if _, err := txn.Finish(ctx); !errors.Is(err, storage.ErrTxnState) {
+		t.Fatalf("Finish after a failed vote = %v; want ErrTxnState", err)
+	}
+	if _, err := commitOne(ctx, p, 3, 0, []byte("next")); err != nil {
+		t.Fatalf("commit after the failed transaction: %v", err)
+	}
+	for _, oid := range []storage.OID{1, 2} {
+		if _, _, err := p.Load(ctx, oid); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("Load(%s) = %v; want ErrNotFound", oid, err)
+		}
+	}
+	f.check(p) // r1 received exactly the primary's history: one transaction
 }

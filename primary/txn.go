@@ -128,22 +128,36 @@ type txn struct {
 	seq    uint64
 	state  txnState
 	ticket uint64 // turnstile ticket, from a successful Vote
+	// storeErr is a local Store failure after the store was broadcast:
+	// the transaction cannot commit.
+	storeErr error
 }
 
 // Store refuses data that the replicas could not be sent before it stores
-// it locally; then it stores locally and broadcasts.
+// it anywhere. Otherwise it broadcasts the store, then stores locally, so
+// that the replicas receive and write a large object while the local
+// store writes it. A local failure is returned and fails the transaction:
+// its Vote returns that error and aborts it everywhere, so no replica
+// commits a store the primary does not have.
 func (t *txn) Store(ctx context.Context, oid storage.OID, serial storage.TID, data []byte) error {
 	if err := t.p.checkOpen("store"); err != nil {
 		return err
+	}
+	if t.state != txnOpen {
+		return t.inner.Store(ctx, oid, serial, data) // reports the state error
+	}
+	if t.storeErr != nil {
+		return t.storeErr
 	}
 	m := &wire.Store{Epoch: t.p.epoch, Seq: t.seq, OID: uint64(oid), Serial: uint64(serial), Data: data}
 	if err := t.p.checkStore(m); err != nil {
 		return fmt.Errorf("primary: store %s of %d bytes cannot be replicated: %w: %w", oid, len(data), storage.ErrTooLarge, err)
 	}
+	_ = t.p.send("", m)
 	if err := t.inner.Store(ctx, oid, serial, data); err != nil {
+		t.storeErr = err
 		return err
 	}
-	_ = t.p.send("", m)
 	return nil
 }
 
@@ -166,6 +180,11 @@ func (p *Primary) checkStore(m *wire.Store) error {
 func (t *txn) Vote(ctx context.Context) error {
 	if err := t.p.checkOpen("vote"); err != nil {
 		return err
+	}
+	if t.storeErr != nil && t.state == txnOpen {
+		_ = t.inner.Abort(ctx)
+		t.dropUnvoted()
+		return t.storeErr
 	}
 	// Closing the Primary ends a wait for the commit lock, whatever the
 	// local store does on its own Close.

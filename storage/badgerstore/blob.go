@@ -155,7 +155,7 @@ func (s *Store) writeBlob(data []byte, ref *blobRef, written, synced chan<- erro
 		}
 		break
 	}
-	if _, err := f.Write(data); err != nil {
+	if err := writeStartingWriteback(f, data, !s.cfg.NoSync); err != nil {
 		_ = f.Close()
 		_ = os.Remove(path)
 		written <- fmt.Errorf("write blob file %s: %w", path, err)
@@ -438,5 +438,26 @@ func (s *Store) dropPackedBlobs(h uint64) error {
 	s.blobGate.Unlock()
 	s.removeBlobs(ids)
 	s.log.Debug("removed blob files of packed revisions", zap.Int("files", len(ids)))
+	return nil
+}
+
+// writebackChunk is how much of a blob is written before its writeback
+// to the disk is started.
+const writebackChunk = 4 << 20
+
+// writeStartingWriteback writes data to f in chunks and, if writeback is
+// set, starts each chunk's writeback to the disk as soon as it is
+// written, so the disk works while the rest is written and hashed and the
+// sync that follows has little left to do.
+func writeStartingWriteback(f *os.File, data []byte, writeback bool) error {
+	for off := 0; off < len(data); off += writebackChunk {
+		chunk := data[off:min(off+writebackChunk, len(data))]
+		if _, err := f.Write(chunk); err != nil {
+			return err
+		}
+		if writeback {
+			startWriteback(f, int64(off), int64(len(chunk)))
+		}
+	}
 	return nil
 }

@@ -44,7 +44,9 @@
 // data written once, to its file.
 //
 // Store writes the file (under a new id, created exclusively) while it
-// computes the data's digest, then syncs it in the background; storing
+// computes the data's digest, in 4 MiB pieces whose writeback to the
+// disk it starts as each is written (on Linux), then syncs it in the
+// background, which then has little left to do; storing
 // the OID again in the transaction removes the file, and so do Abort and
 // a failed Vote. Vote waits for the files' syncs and syncs the blobs
 // directory once, before it takes the commit lock: the lock is never

@@ -552,6 +552,7 @@ func (s *Store) Begin(ctx context.Context, meta storage.TxnMeta) (storage.Txn, e
 		return nil, err
 	}
 	defer s.opMu.RUnlock()
+	s.syncer.opened()
 	return &txn{s: s, meta: meta, recs: make(map[storage.OID]*record)}, nil
 }
 

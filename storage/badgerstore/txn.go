@@ -164,14 +164,14 @@ func (t *txn) Vote(ctx context.Context) error {
 	}
 	s := t.s
 	if err := s.enter(ctx, "vote"); err != nil {
-		t.state = stateDone
+		t.end()
 		return err
 	}
 	defer s.opMu.RUnlock()
 	// Blob files are durable before the commit point, and synced before
 	// the commit lock so that the lock is never held across their sync.
 	if err := t.syncBlobs(); err != nil {
-		t.state = stateDone
+		t.end()
 		t.dropBlobs()
 		return fmt.Errorf("badgerstore: vote: %w", err)
 	}
@@ -179,17 +179,17 @@ func (t *txn) Vote(ctx context.Context) error {
 	select {
 	case s.commitLock <- struct{}{}:
 	case <-ctx.Done():
-		t.state = stateDone
+		t.end()
 		s.syncer.dequeue()
 		t.dropBlobs()
 		return fmt.Errorf("badgerstore: vote: waiting for the commit lock: %w", ctx.Err())
 	case <-s.closing:
-		t.state = stateDone
+		t.end()
 		s.syncer.dequeue()
 		return fmt.Errorf("badgerstore: vote: %w", storage.ErrClosed)
 	}
 	if err := t.validate(); err != nil {
-		t.state = stateDone
+		t.end()
 		<-s.commitLock
 		s.syncer.dequeue()
 		t.dropBlobs()
@@ -373,7 +373,7 @@ func (t *txn) write(ctx context.Context, tid storage.TID, expect storage.Checksu
 		err = t.commitOneBatch(tid, chain)
 	}
 	if err != nil {
-		t.state = stateDone
+		t.end()
 		<-s.commitLock
 		s.syncer.dequeue()
 		return storage.Commit{}, fmt.Errorf("badgerstore: finish at %s: %w", tid, err)
@@ -388,7 +388,7 @@ func (t *txn) write(ctx context.Context, tid storage.TID, expect storage.Checksu
 	if s.cfg.NoSync {
 		s.publish(uint64(tid))
 	}
-	t.state = stateDone
+	t.end()
 	<-s.commitLock
 	s.syncer.dequeue()
 	return storage.Commit{TID: tid, Chain: chain}, nil
@@ -496,6 +496,15 @@ func (s *Store) deleteIntent(tid storage.TID) error {
 	return w.CommitAt(uint64(tid)+1, nil)
 }
 
+// end marks the transaction over, which the group sync counts (see
+// groupSync.opened).
+func (t *txn) end() {
+	if t.state != stateDone {
+		t.state = stateDone
+		t.s.syncer.closed()
+	}
+}
+
 // Abort implements storage.Txn. It removes the transaction's blob files
 // (after Close, the next Open does).
 func (t *txn) Abort(ctx context.Context) error {
@@ -514,7 +523,7 @@ func (t *txn) Abort(ctx context.Context) error {
 		<-t.s.commitLock
 		t.s.syncer.dequeue()
 	}
-	t.state = stateDone
+	t.end()
 	return nil
 }
 
