@@ -63,8 +63,9 @@
 // replica with a newer epoch, a TID the primary does not have, or another
 // chain value at that TID is quarantined as divergent, with a reason naming
 // the TID. Otherwise it catches up: a goroutine replays every committed
-// transaction after its TID, each whole as a seq-0 begin, stores, finish,
-// until it is near the head; then, between two finish broadcasts and with
+// transaction after its TID, each whole: as one replay message, or, with
+// more than 64 KiB of object data, as a seq-0 begin, stores and finish
+// (which carry the data without a copy), until it is near the head; then, between two finish broadcasts and with
 // no Begin in progress, it replays the rest and sends live [next_seq]. Every
 // transaction in flight at that moment is sent to it whole as a replay
 // right after its finish, so every transaction reaches every replica whole

@@ -258,6 +258,22 @@ func (f *fake) apply(m wire.Message) {
 		}
 	case *wire.Abort:
 		delete(f.open, m.Seq)
+	case *wire.Replay:
+		if f.cur0 != nil {
+			f.problem("replay message inside a replay")
+		}
+		recs, err := m.DecodeRecords()
+		if err != nil {
+			f.problem("replay message: %v", err)
+			break
+		}
+		t := gotTxn{tid: storage.TID(m.TID), chain: storage.Checksum(m.Chain), replay: true,
+			meta: storage.TxnMeta{User: m.User, Description: m.Description, Extension: m.Extension}}
+		for _, r := range recs {
+			t.digests = append(t.digests, storage.DigestRecord(storage.OID(r.OID), r.Data))
+		}
+		f.got = append(f.got, t)
+		ackTID = m.TID
 	case *wire.Live:
 		if f.cur0 != nil {
 			f.problem("live inside a replay")

@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/repld/repld/storage"
+	"github.com/repld/repld/storage/badgerstore"
 	"github.com/repld/repld/storage/faultstore"
 	"github.com/repld/repld/storage/storagetest"
 	"github.com/repld/repld/wire"
+	"go.uber.org/zap/zaptest"
 )
 
 func TestConformance(t *testing.T) {
@@ -148,9 +150,26 @@ func TestStoreTooLarge(t *testing.T) {
 // TestCatchUpUnderLoad: replicas that join while committers run receive
 // every transaction exactly once, in order: the replay, then the live
 // stream, with in-flight transactions replayed whole.
+//
+// Over badgerstore, a commit becomes visible in the store only once it is
+// durable, after its finish went out: a replica going live while commits
+// are in flight must still get them replayed (and nothing may wait for a
+// sync that nobody starts).
 func TestCatchUpUnderLoad(t *testing.T) {
+	t.Run("memstore", func(t *testing.T) { testCatchUpUnderLoad(t, newMem(t)) })
+	t.Run("badgerstore", func(t *testing.T) {
+		s, err := badgerstore.Open(t.Context(), badgerstore.Config{Dir: t.TempDir(), Logger: zaptest.NewLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		testCatchUpUnderLoad(t, s)
+	})
+}
+
+func testCatchUpUnderLoad(t *testing.T, store storage.Storage) {
 	n := newTestNet(t)
-	p, _ := n.openPrimary(newMem(t), t.TempDir(), nil)
+	p, _ := n.openPrimary(store, t.TempDir(), nil)
 	ctx := t.Context()
 	for i := range 500 {
 		if _, err := commitOne(ctx, p, storage.OID(1000+i), 0, bytes.Repeat([]byte{byte(i)}, i*5)); err != nil {

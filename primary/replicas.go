@@ -340,9 +340,31 @@ func (p *Primary) replay(ctx context.Context, member gcs.MemberID, from, to stor
 	return n, nil
 }
 
-// sendReplay sends one committed transaction as begin, stores and finish
-// with seq 0 (no vote).
+// replayInline bounds the object data of a transaction replayed as one
+// replay message: copying that much into the message costs less than
+// sending begin, stores and finish; larger ones travel without a copy.
+const replayInline = 64 << 10
+
+// sendReplay sends one committed transaction as one replay message, or, if
+// it holds more than replayInline bytes of data, as begin, stores and
+// finish with seq 0 (no vote).
 func (p *Primary) sendReplay(member gcs.MemberID, tx *storage.Transaction) error {
+	size := 0
+	for _, rec := range tx.Records {
+		size += len(rec.Data)
+	}
+	if size <= replayInline {
+		records := make([]byte, 0, size+16*len(tx.Records))
+		for _, rec := range tx.Records {
+			records = wire.AppendReplayRecord(records, uint64(rec.OID), rec.Data)
+		}
+		if err := p.send(member, &wire.Replay{Epoch: p.epoch, TID: uint64(tx.TID), Chain: wire.Chain(tx.Chain),
+			User: tx.Meta.User, Description: tx.Meta.Description, Extension: tx.Meta.Extension, Records: records}); err != nil {
+			return err
+		}
+		p.replayed.Add(1)
+		return nil
+	}
 	if err := p.send(member, &wire.Begin{Epoch: p.epoch, User: tx.Meta.User, Description: tx.Meta.Description, Extension: tx.Meta.Extension}); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/repld/repld/storage"
 	"github.com/repld/repld/wire"
@@ -258,11 +259,12 @@ func (t *txn) finishAt(ctx context.Context, tid storage.TID, expect storage.Chec
 			return c, err
 		}
 		_ = t.inner.Abort(ctx)
-		t.outcome(nil)
+		t.outcome(nil, nil)
 		return c, err
 	}
 	p.commits.Add(1)
-	t.outcome(&c)
+	durable = sync.OnceValue(durable)
+	t.outcome(&c, durable)
 	if err := durable(); err != nil {
 		// Written and sent, but not durable here: the local store has
 		// failed, and the commit is not acknowledged.
@@ -278,7 +280,7 @@ func (t *txn) Abort(ctx context.Context) error {
 	case txnOpen:
 		t.dropUnvoted()
 	case txnVoted:
-		t.outcome(nil)
+		t.outcome(nil, nil)
 	}
 	return err
 }
@@ -296,8 +298,9 @@ func (t *txn) dropUnvoted() {
 
 // outcome broadcasts a voted transaction's finish (c != nil) or abort in
 // its turn; replicas that went live while it was in flight get it whole as
-// a replay right after the finish.
-func (t *txn) outcome(c *storage.Commit) {
+// a replay right after the finish. A replay is read from the local store,
+// which shows the commit only once it is durable: durable waits for that.
+func (t *txn) outcome(c *storage.Commit, durable func() error) {
 	t.state = txnDone
 	p := t.p
 	p.ts.enter(t.ticket)
@@ -315,11 +318,17 @@ func (t *txn) outcome(c *storage.Commit) {
 	}
 	_ = p.send("", &wire.Finish{Epoch: p.epoch, Seq: t.seq, TID: uint64(c.TID), Chain: wire.Chain(c.Chain)})
 	p.lastSent.Store(uint64(c.TID))
-	if f != nil {
-		for _, m := range f.missed {
-			if _, err := p.replay(p.ctx, m, c.TID-1, c.TID); err != nil {
-				p.catchUpFailed(m, err)
-			}
+	if f == nil || len(f.missed) == 0 {
+		return
+	}
+	derr := durable()
+	for _, m := range f.missed {
+		err := derr
+		if err == nil {
+			_, err = p.replay(p.ctx, m, c.TID-1, c.TID)
+		}
+		if err != nil {
+			p.catchUpFailed(m, err)
 		}
 	}
 }

@@ -331,8 +331,29 @@ func (c *core) apply(ctx context.Context, m wire.Message) *failure {
 		return nil
 	case *wire.Live:
 		return c.goLive(m)
+	case *wire.Replay:
+		return c.replayWhole(ctx, m)
 	}
 	return protocolf(0, "unexpected %q message from the primary", m.Method())
+}
+
+// replayWhole applies a replay message as the seq-0 begin, stores and
+// finish it stands for. Its records are decoded first: a malformed one
+// fails the message before anything of it is applied.
+func (c *core) replayWhole(ctx context.Context, m *wire.Replay) *failure {
+	recs, err := m.DecodeRecords()
+	if err != nil {
+		return &failure{tid: storage.TID(m.TID), code: wire.FailureProtocol, err: err}
+	}
+	if f := c.begin(ctx, &wire.Begin{Epoch: m.Epoch, User: m.User, Description: m.Description, Extension: m.Extension}); f != nil {
+		return f
+	}
+	for _, r := range recs {
+		if f := c.storeRecord(ctx, &wire.Store{Epoch: m.Epoch, OID: r.OID, Data: r.Data}); f != nil {
+			return f
+		}
+	}
+	return c.finish(ctx, &wire.Finish{Epoch: m.Epoch, TID: m.TID, Chain: m.Chain})
 }
 
 // batchable reports whether m belongs to a replayed transaction or is a
@@ -345,7 +366,7 @@ func batchable(m wire.Message) bool {
 		return m.Seq == 0
 	case *wire.Finish:
 		return m.Seq == 0
-	case *wire.Heartbeat:
+	case *wire.Replay, *wire.Heartbeat:
 		return true
 	}
 	return false

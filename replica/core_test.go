@@ -314,3 +314,33 @@ func TestPackAndResetSession(t *testing.T) {
 		t.Fatalf("quarantined on shutdown: %+v", f.c.quarantine)
 	}
 }
+
+// TestReplayMessages: a transaction replayed as one replay message is
+// applied as its begin, stores and finish would be, and a replay message
+// whose records are cut short quarantines the replica with nothing of it
+// applied.
+func TestReplayMessages(t *testing.T) {
+	f := newCoreFixture(t)
+	x1, _ := f.src.commit("one", write{1, "a"}, write{2, "b"})
+	x2, _ := f.src.commit("two", write{1, "a2"}, write{3, ""})
+	f.feed(f.src.replayMessage(x1))
+	f.feed(f.src.replay(x2)...) // the two forms mix
+	want := []string{"received " + x1.TID.String(), "applied " + x1.TID.String(), "received " + x2.TID.String(), "applied " + x2.TID.String()}
+	if got := f.acks(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("acks %q, want %q", got, want)
+	}
+	for _, x := range []*storage.Transaction{x1, x2} {
+		if c, err := f.store.Chain(t.Context(), x.TID); err != nil || c != x.Chain {
+			t.Fatalf("chain at %s = %s, %v; want %s", x.TID, c, err, x.Chain)
+		}
+	}
+
+	x3, _ := f.src.commit("three", write{4, "d"})
+	bad := f.src.replayMessage(x3)
+	bad.Records = bad.Records[:len(bad.Records)-1]
+	f.feed(bad)
+	f.wantQuarantined(wire.FailureProtocol, "has 1 bytes of data, 0 left")
+	if last, err := f.store.LastTransaction(t.Context()); err != nil || last != x2.TID {
+		t.Fatalf("last transaction %s, %v; want %s: nothing of the bad replay applied", last, err, x2.TID)
+	}
+}

@@ -10,7 +10,9 @@
 // order:
 //
 //   - Replays: whole transactions with seq 0 (begin, stores, finish, no
-//     vote), which catch it up from its last TID. A replayed store carries
+//     vote; or one replay message, applied as those would be, its
+//     records decoded whole before any is applied), which catch it up
+//     from its last TID. A replayed store carries
 //     no serial the replica can use; it replaces whatever revision is
 //     current locally, and the chain check at finish proves the histories
 //     agree. A store with a Restore method (badgerstore) takes finished

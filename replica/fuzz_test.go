@@ -55,6 +55,7 @@ func coreSeeds() map[string][]byte {
 		"interleaved":     {7, 1, 0, 1, 0, 2, 1, 1, 1, 2, 2, 1, 2, 2, 3, 1, 3, 2},
 		"abort-pack":      {7, 1, 0, 1, 1, 1, 4, 1, 6, 0, 8, 2},
 		"old-epoch":       {9, 0, 7, 1, 0, 1},
+		"replay-messages": {10, 8, 10, 16, 10, 3, 7, 1},
 	}
 }
 
@@ -65,7 +66,7 @@ func script(b []byte) []wire.Message {
 	for i := 0; i+1 < len(b); i += 2 {
 		seq := uint64(b[i+1] % 8)
 		const epoch = 1
-		switch b[i] % 10 {
+		switch b[i] % 11 {
 		case 0:
 			ms = append(ms, &wire.Begin{Epoch: epoch, Seq: seq, Description: []byte{b[i+1]}})
 		case 1:
@@ -87,6 +88,15 @@ func script(b []byte) []wire.Message {
 			ms = append(ms, &wire.Voted{Seq: seq})
 		case 9:
 			ms = append(ms, &wire.Heartbeat{Epoch: seq, LastTID: tid})
+		case 10:
+			// A whole replayed transaction; an odd argument cuts its
+			// records short.
+			tid += uint64(b[i+1])
+			records := wire.AppendReplayRecord(nil, uint64(b[i+1]/8), []byte{b[i+1]})
+			if b[i+1]%2 == 1 {
+				records = records[:len(records)-1]
+			}
+			ms = append(ms, &wire.Replay{Epoch: epoch, TID: tid, Records: records})
 		}
 	}
 	return ms

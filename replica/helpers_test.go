@@ -89,6 +89,16 @@ func (p *source) replay(x *storage.Transaction) []wire.Message {
 	return append(ms, &wire.Finish{Epoch: p.epoch, TID: uint64(x.TID), Chain: wire.Chain(x.Chain)})
 }
 
+// replayMessage returns x as one replay message.
+func (p *source) replayMessage(x *storage.Transaction) *wire.Replay {
+	var records []byte
+	for _, r := range x.Records {
+		records = wire.AppendReplayRecord(records, uint64(r.OID), r.Data)
+	}
+	return &wire.Replay{Epoch: p.epoch, TID: uint64(x.TID), Chain: wire.Chain(x.Chain),
+		User: x.Meta.User, Description: x.Meta.Description, Extension: x.Meta.Extension, Records: records}
+}
+
 // live returns the live messages of x as transaction seq, in three parts:
 // begin and stores, vote, finish.
 func (p *source) live(seq uint64, x *storage.Transaction, serials []storage.TID) (stores []wire.Message, vote, finish wire.Message) {

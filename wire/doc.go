@@ -24,6 +24,8 @@
 //	pack      [epoch, before]                              Pack
 //	heartbeat [epoch, last_tid]                            Heartbeat
 //	live      [epoch, next_seq, tid]                       Live
+//	replay    [epoch, tid, chain, user, description,       Replay (records are the payload:
+//	          extension, records]                          oid ‖ length ‖ data each)
 //
 // From a replica to the primary:
 //

@@ -62,3 +62,30 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReplayRecords: DecodeRecords takes any bytes without panicking and
+// returns the records whole or an ErrMalformed error and nothing; what it
+// accepts re-encodes to the same bytes.
+func FuzzReplayRecords(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(wire.AppendReplayRecord(wire.AppendReplayRecord(nil, 0x10, []byte("object state")), 0x11, nil))
+	f.Add(wire.AppendReplayRecord(nil, 1, []byte("x"))[:16])
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m := &wire.Replay{TID: 1, Records: b}
+		recs, err := m.DecodeRecords()
+		if err != nil {
+			if recs != nil || !errors.Is(err, wire.ErrMalformed) {
+				t.Fatalf("DecodeRecords = %v, %v; want no records and ErrMalformed", recs, err)
+			}
+			return
+		}
+		var again []byte
+		for _, r := range recs {
+			again = wire.AppendReplayRecord(again, r.OID, r.Data)
+		}
+		if !bytes.Equal(again, b) {
+			t.Fatalf("records %x re-encode to %x", b, again)
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 )
@@ -16,6 +17,7 @@ const (
 	MethodPack      = "pack"
 	MethodHeartbeat = "heartbeat"
 	MethodLive      = "live"
+	MethodReplay    = "replay"
 	MethodHello     = "hello"
 	MethodReceived  = "received"
 	MethodVoted     = "voted"
@@ -237,6 +239,67 @@ type Failure struct {
 	Text string
 }
 
+// Replay carries one whole committed transaction replayed to a replica
+// that catches up: what a seq-0 begin, its stores and its finish carry, in
+// one message, for transactions small enough that copying their data into
+// one payload costs less than three messages. Records is the payload, the
+// transaction's records one after another, each oid (8 bytes) ‖ length of
+// data (8 bytes) ‖ data, integers big-endian (AppendReplayRecord,
+// DecodeRecords). Wire: ["replay", [epoch, tid, chain, user, description,
+// extension, records]].
+type Replay struct {
+	_           struct{} `cbor:",toarray"`
+	Epoch       uint64
+	TID         uint64
+	Chain       Chain
+	User        []byte
+	Description []byte
+	Extension   []byte
+	Records     []byte
+}
+
+// ReplayRecord is one object revision of a Replay.
+type ReplayRecord struct {
+	OID  uint64
+	Data []byte
+}
+
+// replayRecordHead is the size of a record's oid and length.
+const replayRecordHead = 16
+
+// AppendReplayRecord appends the record of oid with data to records, a
+// Replay's Records.
+func AppendReplayRecord(records []byte, oid uint64, data []byte) []byte {
+	records = binary.BigEndian.AppendUint64(records, oid)
+	records = binary.BigEndian.AppendUint64(records, uint64(len(data)))
+	return append(records, data...)
+}
+
+// DecodeRecords returns the records of m, whole or not at all: an error
+// (wrapping ErrMalformed) names the first record that is cut short and
+// where. The records' Data are slices of m.Records.
+func (m *Replay) DecodeRecords() ([]ReplayRecord, error) {
+	b := m.Records
+	var recs []ReplayRecord
+	for off := 0; off < len(b); {
+		if len(b)-off < replayRecordHead {
+			return nil, fmt.Errorf("%w: replay of %016x: record %d at byte %d: %d bytes left, a record head needs %d",
+				ErrMalformed, m.TID, len(recs), off, len(b)-off, replayRecordHead)
+		}
+		oid := binary.BigEndian.Uint64(b[off:])
+		n := binary.BigEndian.Uint64(b[off+8:])
+		off += replayRecordHead
+		if n > uint64(len(b)-off) {
+			return nil, fmt.Errorf("%w: replay of %016x: record %d (oid %016x) has %d bytes of data, %d left",
+				ErrMalformed, m.TID, len(recs), oid, n, len(b)-off)
+		}
+		end := off + int(n)
+		recs = append(recs, ReplayRecord{OID: oid, Data: b[off:end:end]})
+		off = end
+	}
+	return recs, nil
+}
+
 // Method implements Message.
 func (*Begin) Method() string { return MethodBegin }
 
@@ -260,6 +323,9 @@ func (*Heartbeat) Method() string { return MethodHeartbeat }
 
 // Method implements Message.
 func (*Live) Method() string { return MethodLive }
+
+// Method implements Message.
+func (*Replay) Method() string { return MethodReplay }
 
 // Method implements Message.
 func (*Hello) Method() string { return MethodHello }
@@ -300,17 +366,26 @@ func (m *Heartbeat) PrimaryEpoch() uint64 { return m.Epoch }
 // PrimaryEpoch implements FromPrimary.
 func (m *Live) PrimaryEpoch() uint64 { return m.Epoch }
 
+// PrimaryEpoch implements FromPrimary.
+func (m *Replay) PrimaryEpoch() uint64 { return m.Epoch }
+
 // Payload implements Payloader: the object data.
 func (m *Store) Payload() []byte { return m.Data }
 
 // SetPayload implements Payloader.
 func (m *Store) SetPayload(data []byte) { m.Data = data }
 
+// Payload implements Payloader: the records.
+func (m *Replay) Payload() []byte { return m.Records }
+
+// SetPayload implements Payloader.
+func (m *Replay) SetPayload(records []byte) { m.Records = records }
+
 // builtinKinds returns a prototype of every built-in message kind. It builds
 // a fresh slice each call so that no package-level value can be mutated.
 func builtinKinds() []Message {
 	return append([]Message{
-		&Begin{}, &Store{}, &Vote{}, &Finish{}, &Abort{}, &Pack{}, &Heartbeat{}, &Live{},
+		&Begin{}, &Store{}, &Vote{}, &Finish{}, &Abort{}, &Pack{}, &Heartbeat{}, &Live{}, &Replay{},
 		&Hello{}, &Received{}, &Voted{}, &Applied{}, &Failure{},
 	}, clientKinds()...)
 }

@@ -45,6 +45,9 @@ func samples() []sample {
 		{"heartbeat", "Heartbeat from the primary of epoch 3, whose last transaction is 03ea1b2c3d4e5f61.", &wire.Heartbeat{Epoch: 3, LastTID: tid2}},
 		{"live", "Live: the replica's catch-up ended at 03ea1b2c3d4e5f61; transactions from seq 8 reach it on the live stream.",
 			&wire.Live{Epoch: 3, NextSeq: 8, TID: tid2}},
+		{"replay", "Replay: transaction 03ea1b2c3d4e5f61, replayed whole to a catching-up replica, with records for objects 0x10 and 0x11 (empty).",
+			&wire.Replay{Epoch: 3, TID: tid2, Chain: testChain(), User: []byte("alice"), Description: []byte("add a page"),
+				Extension: []byte{0x80, 0x04, 0x7d, 0x94, 0x2e}, Records: wire.AppendReplayRecord(wire.AppendReplayRecord(nil, 0x10, []byte("object state")), 0x11, nil)}},
 		{"hello", "Hello from replica-1, which has seen epoch 3 and committed up to 03ea1b2c3d4e5f61 with this chain value.",
 			&wire.Hello{Node: "replica-1", Epoch: 3, LastTID: tid2, Chain: testChain()}},
 		{"received", "Received: the replica holds all of transaction 03ea1b2c3d4e5f61.", &wire.Received{TID: tid2}},
@@ -87,13 +90,13 @@ func TestEveryKindHasASample(t *testing.T) {
 		seen[s.msg.Method()] = true
 	}
 	for _, m := range []string{wire.MethodBegin, wire.MethodStore, wire.MethodVote, wire.MethodFinish, wire.MethodAbort,
-		wire.MethodPack, wire.MethodHeartbeat, wire.MethodLive, wire.MethodHello, wire.MethodReceived, wire.MethodVoted,
+		wire.MethodPack, wire.MethodHeartbeat, wire.MethodLive, wire.MethodReplay, wire.MethodHello, wire.MethodReceived, wire.MethodVoted,
 		wire.MethodApplied, wire.MethodFailure} {
 		if !seen[m] {
 			t.Errorf("no sample of %q", m)
 		}
 	}
-	if want := 13 + len(clientSamples()); len(seen) != want {
+	if want := 14 + len(clientSamples()); len(seen) != want {
 		t.Errorf("samples cover %d methods, want %d", len(seen), want)
 	}
 }
@@ -153,7 +156,7 @@ func TestEpochIsFirstArgumentOfPrimaryMessages(t *testing.T) {
 	c := newCodec(t, wire.Config{})
 	for _, s := range samples() {
 		fp, ok := s.msg.(wire.FromPrimary)
-		primary := map[string]bool{"begin": true, "store": true, "vote": true, "finish": true, "abort": true, "pack": true, "heartbeat": true, "live": true}[s.name]
+		primary := map[string]bool{"begin": true, "store": true, "vote": true, "finish": true, "abort": true, "pack": true, "heartbeat": true, "live": true, "replay": true}[s.name]
 		if ok != primary {
 			t.Errorf("%s: implements FromPrimary = %v, want %v", s.name, ok, primary)
 			continue
@@ -684,5 +687,29 @@ func TestConcurrentUse(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+func TestReplayRecords(t *testing.T) {
+	good := wire.AppendReplayRecord(wire.AppendReplayRecord(nil, 0x10, []byte("object state")), 0x11, nil)
+	recs, err := (&wire.Replay{Records: good}).DecodeRecords()
+	want := []wire.ReplayRecord{{OID: 0x10, Data: []byte("object state")}, {OID: 0x11, Data: []byte{}}}
+	if err != nil || len(recs) != 2 || recs[0].OID != want[0].OID || string(recs[0].Data) != string(want[0].Data) ||
+		recs[1].OID != want[1].OID || len(recs[1].Data) != 0 {
+		t.Fatalf("DecodeRecords = %+v, %v; want %+v", recs, err, want)
+	}
+	if recs, err := (&wire.Replay{}).DecodeRecords(); err != nil || len(recs) != 0 {
+		t.Fatalf("DecodeRecords of no records = %+v, %v", recs, err)
+	}
+	for name, b := range map[string][]byte{
+		"head cut short":        good[:10],
+		"data cut short":        good[:20],
+		"second head cut":       good[:len(good)-3],
+		"length beyond the end": {0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+	} {
+		recs, err := (&wire.Replay{TID: 9, Records: b}).DecodeRecords()
+		if !errors.Is(err, wire.ErrMalformed) || recs != nil {
+			t.Errorf("%s: DecodeRecords = %+v, %v; want ErrMalformed and no records", name, recs, err)
+		}
 	}
 }
