@@ -214,20 +214,7 @@ func (s *Store) removeBlobs(ids []uint64) {
 }
 
 // syncDir fsyncs a directory, so the names created in it are durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open %s for sync: %w", dir, err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
-}
+func syncDir(dir string) error { return syncPath(dir, os.O_RDONLY, false) }
 
 // objectValue returns the data of an object revision: the inline value,
 // or the content of its blob file. The result is a fresh buffer.

@@ -139,13 +139,7 @@ func TestBlobAbort(t *testing.T) {
 		}
 	}
 	wantBlobFiles(t, s, 1)
-	if err := txn.Vote(ctx); err != nil {
-		t.Fatal(err)
-	}
-	c, err := txn.Finish(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := commitTxn(t, txn)
 	checkObjects(t, s, 2, c.TID, []storage.OID{1, 2}, []int{5 << 10, 10})
 	wantBlobFiles(t, s, 1)
 
@@ -213,13 +207,7 @@ func TestBlobPack(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := txn.Vote(ctx); err != nil {
-			t.Fatal(err)
-		}
-		c, err := txn.Finish(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := commitTxn(t, txn)
 		serial = c.TID
 		tids = append(tids, c.TID)
 	}
@@ -502,13 +490,7 @@ func TestBlobPackWhileReading(t *testing.T) {
 		if err := txn.Store(ctx, 1, serial, pattern(2, i, 2<<10)); err != nil {
 			t.Fatal(err)
 		}
-		if err := txn.Vote(ctx); err != nil {
-			t.Fatal(err)
-		}
-		c, err := txn.Finish(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := commitTxn(t, txn)
 		serial = c.TID
 		if err := s.Pack(ctx, serial); err != nil {
 			t.Fatal(err)
@@ -562,4 +544,14 @@ func TestBlobPackedUnderReader(t *testing.T) {
 	if _, err := s.readBlob(1, c1.TID, ref); !errors.Is(err, errBlobPacked) {
 		t.Fatalf("read after Pack: %v, want errBlobPacked", err)
 	}
+}
+
+// commitTxn votes and finishes txn, failing the test on an error.
+func commitTxn(t *testing.T, txn storage.Txn) storage.Commit {
+	t.Helper()
+	c, err := storage.CommitTxn(t.Context(), txn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -337,13 +337,7 @@ func TestPackCompaction(t *testing.T) {
 		if err := txn.Store(ctx, oid, serial, pattern(9, i, 100)); err != nil {
 			t.Fatal(err)
 		}
-		if err := txn.Vote(ctx); err != nil {
-			t.Fatal(err)
-		}
-		c, err := txn.Finish(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := commitTxn(t, txn)
 		serial = c.TID
 		tids = append(tids, c.TID)
 	}

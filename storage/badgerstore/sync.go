@@ -243,9 +243,13 @@ func (lf *logFiles) syncCurrent(vlog bool) error {
 
 // syncFile fsyncs one file; a file badger already removed (a flushed
 // memtable log) needs nothing.
-func syncFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if errors.Is(err, fs.ErrNotExist) {
+func syncFile(path string) error { return syncPath(path, os.O_RDWR, true) }
+
+// syncPath opens path with flag and fsyncs it; missingOK makes a path
+// that does not exist a success.
+func syncPath(path string, flag int, missingOK bool) error {
+	f, err := os.OpenFile(path, flag, 0)
+	if missingOK && errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
