@@ -3,6 +3,7 @@ package gcs
 import (
 	"context"
 	"testing"
+	"time"
 )
 
 func TestBasicMulticast(t *testing.T) {
@@ -63,4 +64,41 @@ func TestBasicMulticast(t *testing.T) {
 		t.Fatalf("view %v still has %s", v, ga.Self())
 	}
 	_ = context.Background
+}
+
+func TestPending(t *testing.T) {
+	ctx := testContext(t)
+	c := newCluster(t, 1)
+	gp, err := c.node("p", nil).Create(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ga, err := c.node("a", nil).Join(ctx, "g", "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitView(t, ga, 2)
+	if n := ga.Pending(); n != 0 {
+		t.Fatalf("Pending with nothing sent = %d", n)
+	}
+	if err := gp.Multicast(ctx, []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if err := gp.Multicast(ctx, []byte("two")); err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(t, ga); string(ev.Data) != "one" {
+		t.Fatalf("first event %v", ev)
+	}
+	// The second message may still be on its way: Pending is what has
+	// arrived and is not yet received.
+	for ga.Pending() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if n := ga.Pending(); n != 1 {
+		t.Fatalf("Pending with one message queued = %d", n)
+	}
+	if ev := next(t, ga); string(ev.Data) != "two" || ga.Pending() != 0 {
+		t.Fatalf("second event %v, then Pending %d", ev, ga.Pending())
+	}
 }

@@ -102,6 +102,10 @@ func (g *Group) send(ctx context.Context, to MemberID, parts [][]byte) error {
 	return nil
 }
 
+// Pending returns how many events are queued for Receive: a receiver that
+// batches its answers can tell whether more messages are already waiting.
+func (g *Group) Pending() int { return g.events.len() }
+
 // Receive returns the next event: a message, a view or a notice. After the
 // group is closed it returns the events already queued, then ErrClosed.
 func (g *Group) Receive(ctx context.Context) (Event, error) {

@@ -65,6 +65,7 @@ type Replica struct {
 	// Owned by the run goroutine: its context, the voted acknowledgements
 	// waiting to be sent, and whether the coordinator is unreachable.
 	ctx          context.Context
+	group        *gcs.Group // the session's group
 	acks         []wire.Message
 	received     int // finishes acknowledged in acks
 	disconnected bool
@@ -258,6 +259,7 @@ func (r *Replica) session(ctx context.Context, g *gcs.Group) error {
 		return err
 	}
 	r.setSession(sender, "")
+	r.group = g
 	r.acks = nil
 	r.recv.Reset()
 	needHello := true
@@ -447,10 +449,11 @@ func (r *Replica) flush(ctx context.Context) {
 }
 
 // send implements coreEnv. Voted waits for a flush (nobody waits for
-// it). Received waits for a flush too, but one that comes soon: the
-// replica flushes whenever no message is waiting and after every
-// receivedBatch finishes, and a received acknowledges every TID up to its
-// own, so only the newest is kept. Failure goes out at once. Applied
+// it). Received goes out at once when no other message is waiting, and
+// otherwise waits for a flush that comes soon: the replica flushes
+// whenever no message is waiting and after every receivedBatch finishes,
+// and a received acknowledges every TID up to its own, so only the newest
+// is kept. Failure goes out at once. Applied
 // comes from finishing goroutines, possibly out of
 // order, and acknowledges every TID up to its own (a sync that covers one
 // transaction covers every earlier one), so only the highest is sent: the
@@ -470,7 +473,7 @@ func (r *Replica) send(m wire.Message) {
 		}
 		r.acks = append(r.acks, m)
 		r.received++
-		if r.received >= receivedBatch {
+		if r.received >= receivedBatch || r.group.Pending() == 0 {
 			r.flush(r.ctx)
 		}
 	case *wire.Applied:
