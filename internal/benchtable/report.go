@@ -57,17 +57,21 @@ func us(d time.Duration) string {
 // targets.
 func (t *Table) Print(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "SETUP\tPATH\tWORKLOAD\tCLIENTS\tCOMMITS/S\tRATIO\tOBJECTS/S\tMB/S\tP50 µs\tP99 µs\tP999 µs\tP50 RATIO\tLAG ms\t")
+	fmt.Fprintln(tw, "SETUP\tPATH\tWORKLOAD\tCLIENTS\tCOMMITS/S\tRATIO\tOBJECTS/S\tMB/S\tP50 µs\tP99 µs\tP999 µs\tP50 RATIO\tLAG ms\tCPU µs/COMMIT\t")
 	for _, r := range t.Rows {
 		res := r.Result
 		lag := "-"
 		if r.Replicas > 0 {
 			lag = fmt.Sprintf("%.1f", float64(r.Lag)/float64(time.Millisecond))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%.2f\t%.0f\t%.1f\t%s\t%s\t%s\t%.2f\t%s\t\n",
+		cpu := "-"
+		if r.CPUPerCommit > 0 {
+			cpu = us(r.CPUPerCommit)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%.2f\t%.0f\t%.1f\t%s\t%s\t%s\t%.2f\t%s\t%s\t\n",
 			r.Setup, r.Path, workloadName(r.Workload), r.Workload.Clients,
 			res.CommitsPerSec(), r.Ratio, res.ObjectsPerSec(), res.MBPerSec(),
-			us(res.Commit.P50), us(res.Commit.P99), us(res.Commit.P999), r.P50Ratio, lag)
+			us(res.Commit.P50), us(res.Commit.P99), us(res.Commit.P999), r.P50Ratio, lag, cpu)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

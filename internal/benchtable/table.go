@@ -185,6 +185,11 @@ type Row struct {
 	// Lag is how long after the workload stopped the slowest replica
 	// still took to apply the last commit.
 	Lag time.Duration `json:"lag"`
+	// CPUPerCommit is the CPU time (user and system, of every node, the
+	// clients and the runtime, all in this process) the workload used per
+	// commit; 0 where it cannot be measured. With every node on one
+	// machine, it bounds what the machine's cores can commit.
+	CPUPerCommit time.Duration `json:"cpu_per_commit"`
 }
 
 // Transfer is a catch-up or resync measurement.
@@ -296,8 +301,8 @@ func (r *runner) row(ctx context.Context, s Setup, w Workload, base *Row) (Row, 
 		row.P50Ratio = ratio(float64(row.Result.Commit.P50), float64(base.Result.Commit.P50))
 	}
 	r.t.Rows = append(r.t.Rows, row)
-	fmt.Fprintf(r.cfg.Progress, "%-22s %-7s %2d clients: %9.0f commits/s (×%.2f), p50 %v, lag %v\n",
-		row.Setup, w.Name, w.Clients, row.Result.CommitsPerSec(), row.Ratio, row.Result.Commit.P50, row.Lag.Round(time.Millisecond))
+	fmt.Fprintf(r.cfg.Progress, "%-22s %-7s %2d clients: %9.0f commits/s (×%.2f), p50 %v, lag %v, CPU %v per commit\n",
+		row.Setup, w.Name, w.Clients, row.Result.CommitsPerSec(), row.Ratio, row.Result.Commit.P50, row.Lag.Round(time.Millisecond), row.CPUPerCommit.Round(time.Microsecond))
 	return row, nil
 }
 
@@ -307,8 +312,18 @@ func (r *runner) local(ctx context.Context, dir string, lc loadgen.Config, row *
 	if err != nil {
 		return err
 	}
-	row.Result, err = loadgen.Run(ctx, store, lc)
+	err = runLoad(ctx, store, lc, row)
 	return errors.Join(err, store.Close())
+}
+
+// runLoad runs lc against store into row, with its CPU time per commit.
+func runLoad(ctx context.Context, store storage.Storage, lc loadgen.Config, row *Row) (err error) {
+	before, ok := processCPU()
+	row.Result, err = loadgen.Run(ctx, store, lc)
+	if after, ok2 := processCPU(); ok && ok2 && row.Result.Commits > 0 {
+		row.CPUPerCommit = (after - before) / time.Duration(row.Result.Commits)
+	}
+	return err
 }
 
 func ratio(a, b float64) float64 {
@@ -339,7 +354,7 @@ func (r *runner) replicated(ctx context.Context, dir string, s Setup, lc loadgen
 		}
 		defer func() { err = errors.Join(err, release()) }()
 	}
-	if row.Result, err = loadgen.Run(ctx, store, lc); err != nil {
+	if err := runLoad(ctx, store, lc, row); err != nil {
 		return err
 	}
 	end := time.Now()

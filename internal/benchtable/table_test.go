@@ -40,6 +40,9 @@ func TestRunSmallTable(t *testing.T) {
 		if r.Result.Commits == 0 || r.Ratio <= 0 || r.P50Ratio <= 0 {
 			t.Fatalf("row %s measured nothing: %+v", r.Setup, r)
 		}
+		if _, ok := processCPU(); ok && r.CPUPerCommit <= 0 {
+			t.Fatalf("row %s: no CPU time per commit", r.Setup)
+		}
 	}
 	if tab.CatchUp == nil || tab.CatchUp.Txns != 200 || tab.CatchUp.TxnsPerSec() <= 0 {
 		t.Fatalf("catch-up %+v, want 200 transactions", tab.CatchUp)
