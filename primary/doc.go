@@ -65,8 +65,9 @@
 // the TID. Otherwise it catches up: a goroutine replays every committed
 // transaction after its TID, each whole: as one replay message, or, with
 // more than 64 KiB of object data, as a seq-0 begin, stores and finish
-// (which carry the data without a copy), until it is near the head; then, between two finish broadcasts and with
-// no Begin in progress, it replays the rest and sends live [next_seq]. Every
+// (which carry the data without a copy), until it is near the head;
+// then, between two finish broadcasts and with no Begin in progress, it
+// replays the rest and sends live [next_seq]. Every
 // transaction in flight at that moment is sent to it whole as a replay
 // right after its finish, so every transaction reaches every replica whole
 // or not at all, with no gap and no duplicate. A replica reporting failure

@@ -354,7 +354,7 @@ func (p *Primary) sendReplay(member gcs.MemberID, tx *storage.Transaction) error
 		size += len(rec.Data)
 	}
 	if size <= replayInline {
-		records := make([]byte, 0, size+16*len(tx.Records))
+		records := make([]byte, 0, size+wire.ReplayRecordHead*len(tx.Records))
 		for _, rec := range tx.Records {
 			records = wire.AppendReplayRecord(records, uint64(rec.OID), rec.Data)
 		}

@@ -264,8 +264,8 @@ type ReplayRecord struct {
 	Data []byte
 }
 
-// replayRecordHead is the size of a record's oid and length.
-const replayRecordHead = 16
+// ReplayRecordHead is the size of a replay record's oid and length.
+const ReplayRecordHead = 16
 
 // AppendReplayRecord appends the record of oid with data to records, a
 // Replay's Records.
@@ -282,13 +282,13 @@ func (m *Replay) DecodeRecords() ([]ReplayRecord, error) {
 	b := m.Records
 	var recs []ReplayRecord
 	for off := 0; off < len(b); {
-		if len(b)-off < replayRecordHead {
+		if len(b)-off < ReplayRecordHead {
 			return nil, fmt.Errorf("%w: replay of %016x: record %d at byte %d: %d bytes left, a record head needs %d",
-				ErrMalformed, m.TID, len(recs), off, len(b)-off, replayRecordHead)
+				ErrMalformed, m.TID, len(recs), off, len(b)-off, ReplayRecordHead)
 		}
 		oid := binary.BigEndian.Uint64(b[off:])
 		n := binary.BigEndian.Uint64(b[off+8:])
-		off += replayRecordHead
+		off += ReplayRecordHead
 		if n > uint64(len(b)-off) {
 			return nil, fmt.Errorf("%w: replay of %016x: record %d (oid %016x) has %d bytes of data, %d left",
 				ErrMalformed, m.TID, len(recs), oid, n, len(b)-off)

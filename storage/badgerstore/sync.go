@@ -27,9 +27,10 @@ const maxDefer = 2 * time.Millisecond
 // arrive one after another, as a replica applies them, as committers
 // queue on the commit lock, or as the clients of a replicating primary
 // come back from their replicas' acknowledgements, then share one sync
-// instead of each starting its own. Syncs cost CPU as well as time: one
-// per commit or two halves the commits a busy machine manages. A lone
-// committer never waits.
+// instead of each starting its own. Syncs cost CPU as well as time, so
+// fewer rounds leave more of a busy machine to the commits; the bound
+// keeps a transaction that stays open long from delaying others by more
+// than one round. A lone committer never waits.
 type groupSync struct {
 	fn      func() error
 	mu      sync.Mutex
