@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"testing"
@@ -291,6 +292,18 @@ func TestOldEpochRefused(t *testing.T) {
 	rn.mustPost("/promote", nil)
 	r2.mustPost("/follow", map[string]string{"primary": rn.gcsAddr()})
 	waitState(t, rn, "r2", primary.StateHealthy)
+	// The new primary counts r2 healthy when it sends live; r2 has seen
+	// epoch 2 only once it applied that message.
+	waitFor(t, "r2 at epoch 2", func() error {
+		r := r2.N.Replica()
+		if r == nil {
+			return errors.New("not a replica")
+		}
+		if e := r.Status().Epoch; e != 2 {
+			return fmt.Errorf("epoch %d", e)
+		}
+		return nil
+	})
 	r2.mustPost("/follow", map[string]string{"primary": pn.gcsAddr()})
 	st := waitState(t, pn, "r2", primary.StateQuarantined)
 	if st.Quarantine.Code != primary.CodeNewerEpoch {
