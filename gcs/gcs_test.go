@@ -93,6 +93,9 @@ func TestPending(t *testing.T) {
 	// The second message may still be on its way: Pending is what has
 	// arrived and is not yet received.
 	for ga.Pending() == 0 {
+		if ctx.Err() != nil {
+			t.Fatal("the second message never arrived")
+		}
 		time.Sleep(time.Millisecond)
 	}
 	if n := ga.Pending(); n != 1 {

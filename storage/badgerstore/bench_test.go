@@ -133,10 +133,7 @@ func BenchmarkLargeObject(b *testing.B) {
 				if err := txn.Store(ctx, 1, serial, value); err != nil {
 					b.Fatal(err)
 				}
-				if err := txn.Vote(ctx); err != nil {
-					b.Fatal(err)
-				}
-				c, err := txn.Finish(ctx)
+				c, err := storage.CommitTxn(ctx, txn)
 				if err != nil {
 					b.Fatal(err)
 				}

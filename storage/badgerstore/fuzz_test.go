@@ -65,16 +65,7 @@ func FuzzDecodeIntent(f *testing.F) {
 				return encodeUint64(v), err
 			},
 		} {
-			got, err := decode(b)
-			if err != nil {
-				if !errors.Is(err, ErrCorrupt) {
-					t.Fatalf("error %v does not wrap ErrCorrupt", err)
-				}
-				continue
-			}
-			if !bytes.Equal(got, b) {
-				t.Fatalf("re-encoded %x, want %x", got, b)
-			}
+			checkReencodes(t, b, decode)
 		}
 	})
 }
@@ -95,16 +86,23 @@ func FuzzDecodeBlobRef(f *testing.F) {
 				return encodeBlobIndex(oid, tid), err
 			},
 		} {
-			got, err := decode(b)
-			if err != nil {
-				if !errors.Is(err, ErrCorrupt) {
-					t.Fatalf("error %v does not wrap ErrCorrupt", err)
-				}
-				continue
-			}
-			if !bytes.Equal(got, b) {
-				t.Fatalf("re-encoded %x, want %x", got, b)
-			}
+			checkReencodes(t, b, decode)
 		}
 	})
+}
+
+// checkReencodes checks that decode either refuses b with ErrCorrupt or
+// returns b's exact re-encoding.
+func checkReencodes(t *testing.T, b []byte, decode func([]byte) ([]byte, error)) {
+	t.Helper()
+	got, err := decode(b)
+	if err != nil {
+		if !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("error %v does not wrap ErrCorrupt", err)
+		}
+		return
+	}
+	if !bytes.Equal(got, b) {
+		t.Fatalf("re-encoded %x, want %x", got, b)
+	}
 }
