@@ -8,6 +8,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"runtime/pprof"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -16,6 +20,7 @@ import (
 
 	"github.com/repld/repld/internal/benchtable"
 	"github.com/repld/repld/internal/loadgen"
+	"github.com/repld/repld/primary"
 	"github.com/repld/repld/replica"
 	"github.com/repld/repld/storage"
 )
@@ -297,6 +302,8 @@ type benchTableOptions struct {
 	catchUp     int
 	resyncLarge int
 	workloads   []string
+	setups      []string
+	cpuProfile  string
 	path        *choiceValue
 	dir         string
 	json        bool
@@ -330,7 +337,14 @@ within one run only.`,
 			if err != nil {
 				return err
 			}
+			stop, err := startCPUProfile(o.cpuProfile)
+			if err != nil {
+				return err
+			}
 			tab, err := benchtable.Run(cmd.Context(), cfg)
+			if perr := stop(); perr != nil {
+				log.Warn("cpu profile", zap.Error(perr))
+			}
 			if err != nil {
 				return fmt.Errorf("benchmark table: %w", err)
 			}
@@ -347,6 +361,8 @@ within one run only.`,
 	fs.IntVar(&o.catchUp, "catch-up-txns", benchtable.DefaultCatchUpTxns, "transactions committed while a replica is stopped (negative: skip catch-up and resync)")
 	fs.IntVar(&o.resyncLarge, "resync-large", benchtable.DefaultResyncLarge, "16 MiB objects added before the full resync (negative: none)")
 	fs.StringSliceVar(&o.workloads, "workloads", nil, "run only these workloads: small, medium, large (default all)")
+	fs.StringSliceVar(&o.setups, "setups", nil, "run only these setups besides the local baseline: 0 (primary without replica), or replicas/mode such as 1/applied (default all)")
+	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file (go tool pprof reads it)")
 	addChoice(cmd, fs, o.path, "path", "how replicated rows reach the primary: the network client or the embedded primary")
 	fs.StringVar(&o.dir, "dir", "", "directory for the temporary stores (default: the system's temporary directory)")
 	fs.BoolVar(&o.json, "json", false, "print the table as JSON")
@@ -367,9 +383,18 @@ func (o *benchTableOptions) config(progress io.Writer, log *zap.Logger) (benchta
 			return benchtable.Config{}, fmt.Errorf("--workloads %q: use small, medium or large", name)
 		}
 	}
+	var setups []benchtable.Setup
+	for _, name := range o.setups {
+		s, err := parseSetup(name)
+		if err != nil {
+			return benchtable.Config{}, err
+		}
+		setups = append(setups, s)
+	}
 	cfg := benchtable.Config{
 		Dir:         o.dir,
 		Workloads:   workloads,
+		Setups:      setups,
 		RowDuration: o.rowDuration,
 		CatchUpTxns: o.catchUp,
 		ResyncLarge: o.resyncLarge,
@@ -380,6 +405,42 @@ func (o *benchTableOptions) config(progress io.Writer, log *zap.Logger) (benchta
 		cfg.Connect = benchConnect(log)
 	}
 	return cfg, nil
+}
+
+// parseSetup reads a --setups entry: "0" for a primary without replica,
+// or "N/MODE" for N replicas in sync mode MODE.
+func parseSetup(name string) (benchtable.Setup, error) {
+	n, mode, found := strings.Cut(name, "/")
+	replicas, err := strconv.Atoi(n)
+	if err != nil || replicas < 0 || replicas > 16 || found == (replicas == 0) {
+		return benchtable.Setup{}, fmt.Errorf("--setups %q: use 0, or replicas/mode such as 1/applied", name)
+	}
+	s := benchtable.Setup{Replicas: replicas}
+	if found {
+		if s.Mode, err = primary.ParseMode(mode); err != nil {
+			return benchtable.Setup{}, fmt.Errorf("--setups %q: %w", name, err)
+		}
+	}
+	return s, nil
+}
+
+// startCPUProfile starts profiling into path, if set, and returns what
+// stops it and closes the file.
+func startCPUProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return nil, errors.Join(fmt.Errorf("--cpu-profile: %w", err), f.Close())
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
 
 // sleepCtx waits d, or less if ctx ends first; it reports whether ctx is

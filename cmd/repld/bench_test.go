@@ -171,3 +171,21 @@ func TestBenchTableRemotePath(t *testing.T) {
 		t.Fatalf("rows %+v", tab.Rows)
 	}
 }
+
+func TestParseSetup(t *testing.T) {
+	good := map[string]benchtable.Setup{
+		"0":          {Replicas: 0},
+		"1/applied":  {Replicas: 1, Mode: primary.Applied},
+		"2/received": {Replicas: 2, Mode: primary.Received},
+	}
+	for name, want := range good {
+		if got, err := parseSetup(name); err != nil || got != want {
+			t.Errorf("parseSetup(%q) = %+v, %v; want %+v", name, got, err, want)
+		}
+	}
+	for _, name := range []string{"", "1", "0/async", "x/applied", "1/fast", "17/async", "-1/async"} {
+		if _, err := parseSetup(name); err == nil || !strings.Contains(err.Error(), "--setups") {
+			t.Errorf("parseSetup(%q) = %v, want an error naming --setups", name, err)
+		}
+	}
+}
