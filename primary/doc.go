@@ -6,27 +6,35 @@
 // # Replicating storage
 //
 // A Primary is itself a storage.Storage, so an application gets replication
-// by changing one constructor. Reads go to the local store. Each step of the
-// two-phase commit is applied locally first and, if it succeeds, broadcast
-// (as wire messages cut into fragments by internal/msgstream) before the
-// call returns, except Store, which broadcasts first (below):
+// by changing one constructor. Reads go to the local store. A transaction
+// with at most 64 KiB of object data reaches the replicas whole, as one
+// txn message at its finish (its begin, stores, vote and finish in one),
+// and one aborted before that sends nothing. The store that takes a
+// transaction past 64 KiB makes it stream: its begin and the stores kept
+// so far go out, and from then on each step of the two-phase commit is
+// applied locally first and, if it succeeds, broadcast (as wire messages
+// cut into fragments by internal/msgstream) before the call returns,
+// except Store, which broadcasts first (below):
 //
 //   - Begin assigns the transaction a seq (from 1, never repeated by one
-//     primary process) and multicasts begin.
+//     primary process); begin goes out when the transaction streams.
 //   - Store refuses data that could not be sent (beyond a wire limit or
 //     65535 fragments) with an error wrapping storage.ErrTooLarge before
-//     anything is stored anywhere; otherwise it multicasts store and then
-//     stores locally, so replicas receive and write a large object while
+//     anything is stored anywhere. A small store is copied into the
+//     transaction's txn message; a streamed one is multicast and then
+//     stored locally, so replicas receive and write a large object while
 //     the primary writes it. A local failure fails the transaction: its
 //     Vote returns that error and aborts it locally and on the replicas,
-//     which never commit what the primary lacks. The data is sent
+//     which never commit what the primary lacks. Streamed data is sent
 //     without a copy, so it must stay unmodified until the replicas
 //     acknowledged it (gcs keeps references), which is stricter than the
 //     storage contract's "until Finish".
-//   - Vote votes locally (taking the local commit lock) and multicasts vote.
+//   - Vote votes locally (taking the local commit lock) and, when the
+//     transaction streams, multicasts vote.
 //   - Finish commits locally with a TID the primary chooses, max(now,
-//     last+1), and multicasts finish with the TID and the chain value as
-//     soon as the commit is written, before it is durable
+//     last+1), and multicasts finish (or the whole txn message) with the
+//     TID and the chain value as soon as the commit is written, before it
+//     is durable
 //     (storage.DeferredFinisher), so replicas apply and sync it while the
 //     local store syncs. Then, outside the commit lock, it waits for the
 //     local sync and for the sync policy, so concurrent commits pipeline.

@@ -136,8 +136,10 @@ type fake struct {
 	open     map[uint64]*gotTxn
 	got      []gotTxn
 	problems []string
-	cancel   context.CancelFunc
-	done     chan struct{}
+	// methods lists the live transactions' messages, "method seq" each.
+	methods []string
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
 // join joins a fake replica named name at node address addr; it says
@@ -214,6 +216,9 @@ func (f *fake) apply(m wire.Message) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var ackTID uint64
+	if seq := liveSeq(m); seq != 0 {
+		f.methods = append(f.methods, fmt.Sprintf("%s %d", m.Method(), seq))
+	}
 	switch m := m.(type) {
 	case *wire.Begin:
 		t := &gotTxn{meta: storage.TxnMeta{User: m.User, Description: m.Description, Extension: m.Extension}}
@@ -274,6 +279,23 @@ func (f *fake) apply(m wire.Message) {
 		}
 		f.got = append(f.got, t)
 		ackTID = m.TID
+	case *wire.Txn:
+		if !f.live || m.Seq < f.nextSeq {
+			break // replayed after its finish
+		}
+		recs, err := m.DecodeRecords()
+		if err != nil {
+			f.problem("txn message: %v", err)
+			break
+		}
+		t := gotTxn{tid: storage.TID(m.TID), chain: storage.Checksum(m.Chain),
+			meta: storage.TxnMeta{User: m.User, Description: m.Description, Extension: m.Extension}}
+		for _, r := range recs {
+			t.digests = slices.DeleteFunc(t.digests, func(d storage.RecordDigest) bool { return d.OID == storage.OID(r.OID) })
+			t.digests = append(t.digests, storage.DigestRecord(storage.OID(r.OID), r.Data))
+		}
+		f.got = append(f.got, t)
+		ackTID = m.TID
 	case *wire.Live:
 		if f.cur0 != nil {
 			f.problem("live inside a replay")
@@ -284,6 +306,32 @@ func (f *fake) apply(m wire.Message) {
 		_ = f.sender.Send(context.Background(), f.to, &wire.Received{TID: ackTID})
 		_ = f.sender.Send(context.Background(), f.to, &wire.Applied{TID: ackTID})
 	}
+}
+
+// liveSeq returns the seq of a live transaction's message, else 0.
+func liveSeq(m wire.Message) uint64 {
+	switch m := m.(type) {
+	case *wire.Begin:
+		return m.Seq
+	case *wire.Store:
+		return m.Seq
+	case *wire.Vote:
+		return m.Seq
+	case *wire.Finish:
+		return m.Seq
+	case *wire.Abort:
+		return m.Seq
+	case *wire.Txn:
+		return m.Seq
+	}
+	return 0
+}
+
+// sentMethods returns the live transactions' messages received so far.
+func (f *fake) sentMethods() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.methods)
 }
 
 // check verifies that the fake received exactly the primary's history, in

@@ -54,9 +54,9 @@ type Primary struct {
 	saveMu    sync.Mutex // serialises registry writes
 
 	ts *turnstile
-	// beginMu is held shared from a Begin's seq to its multicast, and
-	// exclusively while a replica goes live, so every begin of a seq at or
-	// above the live message's next_seq follows it on the stream.
+	// beginMu is held shared while a Begin takes its seq, and exclusively
+	// while a replica goes live, so every message of a seq at or above the
+	// live message's next_seq follows it on the stream.
 	beginMu sync.RWMutex
 
 	// lastChosen is the last TID given to the local store's FinishAt. It is

@@ -3,6 +3,8 @@ package primary
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -331,44 +333,111 @@ func TestFailureReport(t *testing.T) {
 	}
 }
 
-// TestLocalStoreFailure: a store is broadcast before the local store
+// TestLocalStoreFailure: a store may be broadcast before the local store
 // writes it, so a local failure must fail the transaction: Vote reports it
-// even if the caller ignores it, the replicas see an abort, and the next
-// transaction commits everywhere.
+// even if the caller ignores it, the replicas never commit it, and the
+// next transaction commits everywhere. It runs with a small first store
+// (the transaction would go out whole) and a large one (it streams).
 func TestLocalStoreFailure(t *testing.T) {
+	for _, size := range []int{4, wholeMax} {
+		t.Run(fmt.Sprintf("%d bytes", size), func(t *testing.T) {
+			n := newTestNet(t)
+			fs := faultstore.New(newMem(t))
+			p, _ := n.openPrimary(fs, t.TempDir(), nil)
+			f := n.join("r1", true)
+			f.hello(1, 0, storage.Checksum{})
+			waitFor(t, "r1 healthy", func() bool { r, _ := replicaState(p, "r1"); return r.State == "healthy" })
+			ctx := t.Context()
+
+			injected := errors.New("injected: no space left on device")
+			fs.FailNext(faultstore.OpStore, injected, 1)
+			txn, err := p.Begin(ctx, storage.TxnMeta{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := txn.Store(ctx, 1, 0, bytes.Repeat([]byte("x"), size)); !errors.Is(err, injected) {
+				t.Fatalf("Store = %v; want the injected failure", err)
+			}
+			if err := txn.Store(ctx, 2, 0, []byte("after")); !errors.Is(err, injected) {
+				t.Fatalf("Store after a failed store = %v; want the injected failure again", err)
+			}
+			if err := txn.Vote(ctx); !errors.Is(err, injected) {
+				t.Fatalf("Vote after a failed store = %v; want the injected failure", err)
+			}
+			if _, err := txn.Finish(ctx); !errors.Is(err, storage.ErrTxnState) {
+				t.Fatalf("Finish after a failed vote = %v; want ErrTxnState", err)
+			}
+			if _, err := commitOne(ctx, p, 3, 0, []byte("next")); err != nil {
+				t.Fatalf("commit after the failed transaction: %v", err)
+			}
+			for _, oid := range []storage.OID{1, 2} {
+				if _, _, err := p.Load(ctx, oid); !errors.Is(err, storage.ErrNotFound) {
+					t.Fatalf("Load(%s) = %v; want ErrNotFound", oid, err)
+				}
+			}
+			f.check(p) // r1 received exactly the primary's history: one transaction
+		})
+	}
+}
+
+// TestWholeAndStreamed: a transaction whose data fits in wholeMax reaches
+// the replicas as one txn message at its finish, and one aborted before
+// that sends nothing; the store that takes a transaction past wholeMax
+// makes it stream: begin, the stores kept so far, then every store, vote
+// and finish (or abort) as they happen.
+func TestWholeAndStreamed(t *testing.T) {
 	n := newTestNet(t)
-	fs := faultstore.New(newMem(t))
-	p, _ := n.openPrimary(fs, t.TempDir(), nil)
+	p, _ := n.openPrimary(newMem(t), t.TempDir(), nil)
 	f := n.join("r1", true)
 	f.hello(1, 0, storage.Checksum{})
 	waitFor(t, "r1 healthy", func() bool { r, _ := replicaState(p, "r1"); return r.State == "healthy" })
 	ctx := t.Context()
+	large := bytes.Repeat([]byte("L"), wholeMax)
 
-	injected := errors.New("injected: no space left on device")
-	fs.FailNext(faultstore.OpStore, injected, 1)
-	txn, err := p.Begin(ctx, storage.TxnMeta{})
-	if err != nil {
+	oid := storage.OID(100)
+	run := func(finish bool, data ...[]byte) uint64 {
+		t.Helper()
+		tx, err := p.Begin(ctx, storage.TxnMeta{User: []byte("test")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range data {
+			oid++
+			if err := tx.Store(ctx, oid, 0, d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		seq := tx.(*txn).seq
+		if !finish {
+			if err := tx.Abort(ctx); err != nil {
+				t.Fatal(err)
+			}
+			return seq
+		}
+		if err := tx.Vote(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Finish(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return seq
+	}
+	whole := run(true, []byte("a"), []byte("b"))
+	dropped := run(false, []byte("c"))
+	streamed := run(true, []byte("d"), large, []byte("e"))
+	aborted := run(false, large)
+	if _, err := commitOne(ctx, p, 1, 0, []byte("last")); err != nil {
 		t.Fatal(err)
 	}
-	if err := txn.Store(ctx, 1, 0, []byte("lost")); !errors.Is(err, injected) {
-		t.Fatalf("Store = %v; want the injected failure", err)
+	f.check(p)
+	want := []string{
+		fmt.Sprintf("txn %d", whole),
+		fmt.Sprintf("begin %d", streamed), fmt.Sprintf("store %d", streamed), fmt.Sprintf("store %d", streamed),
+		fmt.Sprintf("store %d", streamed), fmt.Sprintf("vote %d", streamed), fmt.Sprintf("finish %d", streamed),
+		fmt.Sprintf("begin %d", aborted), fmt.Sprintf("store %d", aborted), fmt.Sprintf("abort %d", aborted),
+		fmt.Sprintf("txn %d", aborted+1),
 	}
-	if err := txn.Store(ctx, 2, 0, []byte("after")); !errors.Is(err, injected) {
-		t.Fatalf("Store after a failed store = %v; want the injected failure again", err)
+	if got := f.sentMethods(); !slices.Equal(got, want) {
+		t.Fatalf("r1 received %q; want %q (seq %d aborted unsent)", got, want, dropped)
 	}
-	if err := txn.Vote(ctx); !errors.Is(err, injected) {
-		t.Fatalf("Vote after a failed store = %v; want the injected failure", err)
-	}
-	if _, err := txn.Finish(ctx); !errors.Is(err, storage.ErrTxnState) {
-		t.Fatalf("Finish after a failed vote = %v; want ErrTxnState", err)
-	}
-	if _, err := commitOne(ctx, p, 3, 0, []byte("next")); err != nil {
-		t.Fatalf("commit after the failed transaction: %v", err)
-	}
-	for _, oid := range []storage.OID{1, 2} {
-		if _, _, err := p.Load(ctx, oid); !errors.Is(err, storage.ErrNotFound) {
-			t.Fatalf("Load(%s) = %v; want ErrNotFound", oid, err)
-		}
-	}
-	f.check(p) // r1 received exactly the primary's history: one transaction
 }

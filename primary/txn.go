@@ -92,7 +92,15 @@ func (p *Primary) Pack(ctx context.Context, before storage.TID) error {
 	return nil
 }
 
-// Begin begins a transaction locally and on the replicas.
+// wholeMax bounds the object data of a transaction sent whole, as one txn
+// message at its finish: up to it, copying the data into that message
+// costs less than the begin, stores and vote it saves; above it, the
+// transaction streams, each store going out before it is written locally.
+const wholeMax = replayInline
+
+// Begin begins a transaction locally. Nothing goes to the replicas yet: a
+// transaction is sent whole at its finish, or streams from the store that
+// makes it too large for that.
 func (p *Primary) Begin(ctx context.Context, meta storage.TxnMeta) (storage.Txn, error) {
 	if err := p.checkOpen("begin"); err != nil {
 		return nil, err
@@ -101,14 +109,16 @@ func (p *Primary) Begin(ctx context.Context, meta storage.TxnMeta) (storage.Txn,
 	if err != nil {
 		return nil, err
 	}
+	// The seq is taken under beginMu, so the transaction's first message,
+	// whenever it goes out, follows any live message that does not count
+	// it as missed.
 	p.beginMu.RLock()
-	defer p.beginMu.RUnlock()
 	p.mu.Lock()
 	p.seq++
-	t := &txn{p: p, inner: it, seq: p.seq}
+	t := &txn{p: p, inner: it, seq: p.seq, meta: meta}
 	p.inflight[t.seq] = &flight{}
 	p.mu.Unlock()
-	_ = p.send("", &wire.Begin{Epoch: p.epoch, Seq: t.seq, User: meta.User, Description: meta.Description, Extension: meta.Extension})
+	p.beginMu.RUnlock()
 	return t, nil
 }
 
@@ -127,19 +137,27 @@ type txn struct {
 	p      *Primary
 	inner  storage.Txn
 	seq    uint64
+	meta   storage.TxnMeta
 	state  txnState
 	ticket uint64 // turnstile ticket, from a successful Vote
+	// streaming is set once the begin went out; until then the stores
+	// are kept in records (wire.AppendTxnRecord), to go out whole.
+	streaming bool
+	records   []byte
 	// storeErr is a local Store failure after the store was broadcast:
 	// the transaction cannot commit.
 	storeErr error
 }
 
 // Store refuses data that the replicas could not be sent before it stores
-// it anywhere. Otherwise it broadcasts the store, then stores locally, so
-// that the replicas receive and write a large object while the local
-// store writes it. A local failure is returned and fails the transaction:
-// its Vote returns that error and aborts it everywhere, so no replica
-// commits a store the primary does not have.
+// it anywhere. Otherwise it keeps the store for the whole transaction's
+// message while the transaction's data stays within wholeMax, and from
+// the store that exceeds it streams: it broadcasts the begin and the kept
+// stores, then each store before storing it locally, so that the replicas
+// receive and write a large object while the local store writes it. A
+// local failure is returned and fails the transaction: its Vote returns
+// that error and aborts it everywhere, so no replica commits a store the
+// primary does not have.
 func (t *txn) Store(ctx context.Context, oid storage.OID, serial storage.TID, data []byte) error {
 	if err := t.p.checkOpen("store"); err != nil {
 		return err
@@ -154,12 +172,33 @@ func (t *txn) Store(ctx context.Context, oid storage.OID, serial storage.TID, da
 	if err := t.p.checkStore(m); err != nil {
 		return fmt.Errorf("primary: store %s of %d bytes cannot be replicated: %w: %w", oid, len(data), storage.ErrTooLarge, err)
 	}
-	_ = t.p.send("", m)
+	if !t.streaming && len(t.records)+wire.TxnRecordHead+len(data) <= wholeMax {
+		t.records = wire.AppendTxnRecord(t.records, uint64(oid), uint64(serial), data)
+	} else {
+		t.stream()
+		_ = t.p.send("", m)
+	}
 	if err := t.inner.Store(ctx, oid, serial, data); err != nil {
 		t.storeErr = err
 		return err
 	}
 	return nil
+}
+
+// stream switches the transaction to streaming: it broadcasts the begin
+// and the stores kept so far.
+func (t *txn) stream() {
+	if t.streaming {
+		return
+	}
+	t.streaming = true
+	p := t.p
+	_ = p.send("", &wire.Begin{Epoch: p.epoch, Seq: t.seq, User: t.meta.User, Description: t.meta.Description, Extension: t.meta.Extension})
+	// The records were encoded here, so they decode.
+	recs, _ := (&wire.Txn{TID: uint64(t.seq), Records: t.records}).DecodeRecords()
+	for _, r := range recs {
+		_ = p.send("", &wire.Store{Epoch: p.epoch, Seq: t.seq, OID: r.OID, Serial: r.Serial, Data: r.Data})
+	}
 }
 
 // storeHeadMax bounds the encoding of a store message without its data:
@@ -206,7 +245,9 @@ func (t *txn) Vote(ctx context.Context) error {
 	}
 	t.state = txnVoted
 	t.ticket = t.p.ts.ticket()
-	_ = t.p.send("", &wire.Vote{Epoch: t.p.epoch, Seq: t.seq})
+	if t.streaming {
+		_ = t.p.send("", &wire.Vote{Epoch: t.p.epoch, Seq: t.seq})
+	}
 	return nil
 }
 
@@ -286,18 +327,21 @@ func (t *txn) Abort(ctx context.Context) error {
 }
 
 // dropUnvoted ends a transaction that never voted: it holds no place in
-// commit order, so its abort goes out at once.
+// commit order, so its abort goes out at once, if the replicas heard of it.
 func (t *txn) dropUnvoted() {
 	t.state = txnDone
 	p := t.p
 	p.mu.Lock()
 	delete(p.inflight, t.seq)
 	p.mu.Unlock()
-	_ = p.send("", &wire.Abort{Epoch: p.epoch, Seq: t.seq})
+	if t.streaming {
+		_ = p.send("", &wire.Abort{Epoch: p.epoch, Seq: t.seq})
+	}
 }
 
 // outcome broadcasts a voted transaction's finish (c != nil) or abort in
-// its turn; replicas that went live while it was in flight get it whole as
+// its turn: the whole transaction if it did not stream, and no abort if it
+// did not; replicas that went live while it was in flight get it whole as
 // a replay right after the finish. A replay is read from the local store,
 // which shows the commit only once it is durable: durable waits for that.
 func (t *txn) outcome(c *storage.Commit, durable func() error) {
@@ -312,11 +356,19 @@ func (t *txn) outcome(c *storage.Commit, durable func() error) {
 		p.index.add(c.TID)
 	}
 	p.mu.Unlock()
-	if c == nil {
+	switch {
+	case c == nil && t.streaming:
 		_ = p.send("", &wire.Abort{Epoch: p.epoch, Seq: t.seq})
+	case c == nil:
+	case t.streaming:
+		_ = p.send("", &wire.Finish{Epoch: p.epoch, Seq: t.seq, TID: uint64(c.TID), Chain: wire.Chain(c.Chain)})
+	default:
+		_ = p.send("", &wire.Txn{Epoch: p.epoch, Seq: t.seq, TID: uint64(c.TID), Chain: wire.Chain(c.Chain),
+			User: t.meta.User, Description: t.meta.Description, Extension: t.meta.Extension, Records: t.records})
+	}
+	if c == nil {
 		return
 	}
-	_ = p.send("", &wire.Finish{Epoch: p.epoch, Seq: t.seq, TID: uint64(c.TID), Chain: wire.Chain(c.Chain)})
 	p.lastSent.Store(uint64(c.TID))
 	if f == nil || len(f.missed) == 0 {
 		return

@@ -106,15 +106,31 @@ type core struct {
 
 	refusedEpoch uint64
 
-	// pipeline makes finish hand FinishAt to a goroutine once Vote holds
-	// the commit lock, so the next transaction's write overlaps this one's
-	// sync (group commit). finishing counts those goroutines; finishFail
+	// pipeline makes finish write each commit and leave the wait for its
+	// durability to a goroutine, so later transactions' writes overlap
+	// its sync (group commit). unsynced are the written commits whose
+	// wait has not started: their waits start together, in one goroutine,
+	// when no message is waiting or maxUnsynced are written, so that one
+	// sync covers them all. finishing counts those goroutines; finishFail
 	// is the first failure one of them met.
 	pipeline   bool
+	unsynced   []unsynced
 	finishing  sync.WaitGroup
 	finishMu   sync.Mutex
 	finishFail *failure
 }
+
+// unsynced is a written commit whose durability is not yet waited for.
+type unsynced struct {
+	ctx  context.Context
+	seq  uint64
+	tid  storage.TID
+	wait func() error
+}
+
+// maxUnsynced bounds the commits written before their sync is started
+// while messages keep arriving: their acknowledgements wait for it.
+const maxUnsynced = 64
 
 func newCore(store storage.Storage, env coreEnv, log *zap.Logger, epoch uint64, lastTID storage.TID, q *Quarantine) *core {
 	c := &core{store: store, env: env, log: log, epoch: epoch, lastTID: lastTID, quarantine: q, inflight: map[uint64]*pending{}}
@@ -122,14 +138,43 @@ func newCore(store storage.Storage, env coreEnv, log *zap.Logger, epoch uint64, 
 	return c
 }
 
-// idle writes the batch of replayed transactions: no message is waiting.
+// idle writes the batch of replayed transactions and starts the wait for
+// the commits written: no message is waiting.
 func (c *core) idle(ctx context.Context) {
+	c.startWaits()
 	if c.quarantine != nil || len(c.batch) == 0 {
 		return
 	}
 	if f := c.flushBatch(ctx); f != nil && ctx.Err() == nil {
 		c.fail(ctx, f)
 	}
+}
+
+// startWaits waits, in a goroutine, for the durability of the commits
+// written and not yet waited for, in TID order, and acknowledges them
+// applied with the last one: the sync the first wait starts covers them
+// all, so the later waits find them durable.
+func (c *core) startWaits() {
+	if len(c.unsynced) == 0 {
+		return
+	}
+	waits := c.unsynced
+	c.unsynced = nil
+	c.finishing.Add(1)
+	go func() {
+		defer c.finishing.Done()
+		for _, w := range waits {
+			if err := w.wait(); err != nil {
+				if w.ctx.Err() == nil {
+					c.recordPipelineFailure(storageFailure(w.seq, w.tid, fmt.Sprintf("finish at %s", w.tid), err))
+					c.env.wake()
+				}
+				return
+			}
+			c.env.applied(w.tid)
+		}
+		c.env.send(&wire.Applied{TID: uint64(waits[len(waits)-1].tid)})
+	}()
 }
 
 // flushBatch gives the batch of replayed transactions to the restorer and
@@ -171,6 +216,7 @@ func (c *core) pipelineFailure() *failure {
 // drain waits for every pipelined finish and returns the first failure:
 // afterwards the store holds every transaction handed to it.
 func (c *core) drain() *failure {
+	c.startWaits()
 	c.finishing.Wait()
 	return c.pipelineFailure()
 }
@@ -193,6 +239,7 @@ func (c *core) resetSession(ctx context.Context) {
 // abortAll aborts every local transaction in progress. Abort errors are
 // logged only: the transactions are dropped either way.
 func (c *core) abortAll(ctx context.Context) {
+	c.startWaits()
 	c.finishing.Wait()
 	ctx = context.WithoutCancel(ctx)
 	for seq, p := range c.inflight {
@@ -333,6 +380,8 @@ func (c *core) apply(ctx context.Context, m wire.Message) *failure {
 		return c.goLive(m)
 	case *wire.Replay:
 		return c.replayWhole(ctx, m)
+	case *wire.Txn:
+		return c.txnWhole(ctx, m)
 	}
 	return protocolf(0, "unexpected %q message from the primary", m.Method())
 }
@@ -354,6 +403,31 @@ func (c *core) replayWhole(ctx context.Context, m *wire.Replay) *failure {
 		}
 	}
 	return c.finish(ctx, &wire.Finish{Epoch: m.Epoch, TID: m.TID, Chain: m.Chain})
+}
+
+// txnWhole applies a txn message as the live begin, stores, vote and
+// finish it stands for. Its records are decoded first: a malformed one
+// fails the message before anything of it is applied.
+func (c *core) txnWhole(ctx context.Context, m *wire.Txn) *failure {
+	if m.Seq == 0 {
+		return outOfOrderf(0, "txn message with seq 0 (a replayed transaction comes as replay)")
+	}
+	recs, err := m.DecodeRecords()
+	if err != nil {
+		return &failure{seq: m.Seq, tid: storage.TID(m.TID), code: wire.FailureProtocol, err: err}
+	}
+	if f := c.begin(ctx, &wire.Begin{Epoch: m.Epoch, Seq: m.Seq, User: m.User, Description: m.Description, Extension: m.Extension}); f != nil {
+		return f
+	}
+	for _, r := range recs {
+		if f := c.storeRecord(ctx, &wire.Store{Epoch: m.Epoch, Seq: m.Seq, OID: r.OID, Serial: r.Serial, Data: r.Data}); f != nil {
+			return f
+		}
+	}
+	if f := c.vote(&wire.Vote{Epoch: m.Epoch, Seq: m.Seq}); f != nil {
+		return f
+	}
+	return c.finish(ctx, &wire.Finish{Epoch: m.Epoch, Seq: m.Seq, TID: m.TID, Chain: m.Chain})
 }
 
 // batchable reports whether m belongs to a replayed transaction or is a
@@ -481,8 +555,10 @@ func (c *core) replayedSerial(ctx context.Context, oid storage.OID) (storage.TID
 	return cur, nil
 }
 
-// vote only acknowledges: the local commit lock is taken at finish, because
-// votes of later transactions may precede the finish of an earlier one.
+// vote only records the vote: the local commit lock is taken at finish,
+// because votes of later transactions may precede the finish of an
+// earlier one. Nothing is acknowledged: the primary's own vote decides,
+// and the finish's received acknowledgement covers the vote.
 func (c *core) vote(m *wire.Vote) *failure {
 	if m.Seq == 0 {
 		return outOfOrderf(0, "vote in a replayed transaction")
@@ -495,7 +571,6 @@ func (c *core) vote(m *wire.Vote) *failure {
 		return outOfOrderf(m.Seq, "second vote of transaction seq %d", m.Seq)
 	}
 	p.voted = true
-	c.env.send(&wire.Voted{Seq: m.Seq})
 	return nil
 }
 
@@ -537,25 +612,17 @@ func (c *core) finish(ctx context.Context, m *wire.Finish) *failure {
 		return c.commit(ctx, p.txn, m.Seq, tid, chain)
 	}
 	// The commit is written here, in stream order, and only the wait for
-	// its sync is handed to a goroutine, so the next transaction's write
-	// overlaps this one's sync (group commit).
+	// its sync is left for later (startWaits), so the next transactions'
+	// writes overlap this one's sync (group commit).
 	_, durable, err := storage.FinishAtDeferred(ctx, p.txn, tid, chain)
 	if err != nil {
 		p.txn.Abort(context.WithoutCancel(ctx))
 		return storageFailure(m.Seq, tid, fmt.Sprintf("finish at %s", tid), err)
 	}
-	c.finishing.Add(1)
-	go func() {
-		defer c.finishing.Done()
-		if err := durable(); err != nil {
-			if ctx.Err() == nil {
-				c.recordPipelineFailure(storageFailure(m.Seq, tid, fmt.Sprintf("finish at %s", tid), err))
-				c.env.wake()
-			}
-			return
-		}
-		c.committed(tid)
-	}()
+	c.unsynced = append(c.unsynced, unsynced{ctx: ctx, seq: m.Seq, tid: tid, wait: durable})
+	if len(c.unsynced) >= maxUnsynced {
+		c.startWaits()
+	}
 	return nil
 }
 

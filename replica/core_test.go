@@ -137,7 +137,7 @@ func TestReplayThenLive(t *testing.T) {
 	x4, s4 := f.src.commit("four", write{1, "a4"}, write{9, "new"})
 	stores, vote, finish = f.src.live(5, x4, s4)
 	f.feed(append(stores, vote, finish)...)
-	want = []string{"voted " + itoa(5), "received " + x4.TID.String(), "applied " + x4.TID.String()}
+	want = []string{"received " + x4.TID.String(), "applied " + x4.TID.String()}
 	if got := f.acks(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("acks %q, want %q", got, want)
 	}
@@ -343,4 +343,49 @@ func TestReplayMessages(t *testing.T) {
 	if last, err := f.store.LastTransaction(t.Context()); err != nil || last != x2.TID {
 		t.Fatalf("last transaction %s, %v; want %s: nothing of the bad replay applied", last, err, x2.TID)
 	}
+}
+
+// TestTxnMessages: a live transaction sent whole as one txn message is
+// applied as its begin, stores, vote and finish would be; one below
+// next_seq is ignored (it will be replayed); one whose records are cut
+// short, or whose seq already began, quarantines the replica with nothing
+// of it applied.
+func TestTxnMessages(t *testing.T) {
+	f := newCoreFixture(t)
+	x0, _ := f.src.commit("zero", write{1, "a"})
+	f.feed(f.src.replay(x0)...)
+	f.feed(&wire.Live{Epoch: f.src.epoch, NextSeq: 3, TID: uint64(x0.TID)})
+	f.acks()
+
+	x1, s1 := f.src.commit("one", write{1, "a1"}, write{2, "b"})
+	f.feed(f.src.txnMessage(2, x1, s1)) // below next_seq: ignored
+	if got := f.acks(); len(got) != 0 || f.c.lastTID != x0.TID {
+		t.Fatalf("a txn below next_seq was applied: acks %q, last %s", got, f.c.lastTID)
+	}
+	f.feed(f.src.replay(x1)...)
+	f.acks()
+	x2, s2 := f.src.commit("two", write{1, "a2"}, write{3, ""})
+	f.feed(f.src.txnMessage(3, x2, s2))
+	want := []string{"received " + x2.TID.String(), "applied " + x2.TID.String()}
+	if got := f.acks(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("acks %q, want %q", got, want)
+	}
+	sameHistory(t, f.src.s, f.store)
+
+	x3, s3 := f.src.commit("three", write{4, "d"})
+	bad := f.src.txnMessage(4, x3, s3)
+	bad.Records = bad.Records[:len(bad.Records)-1]
+	f.feed(bad)
+	f.wantQuarantined(wire.FailureProtocol, "has 1 bytes of data, 0 left")
+	if last, err := f.store.LastTransaction(t.Context()); err != nil || last != x2.TID {
+		t.Fatalf("last transaction %s, %v; want %s: nothing of the bad txn applied", last, err, x2.TID)
+	}
+
+	g := newCoreFixture(t)
+	g.goLive(1)
+	y1, t1 := g.src.commit("one", write{1, "a"})
+	stores, _, _ := g.src.live(1, y1, t1)
+	g.feed(stores[0])
+	g.feed(g.src.txnMessage(1, y1, t1))
+	g.wantQuarantined(wire.FailureOutOfOrder, "second begin of transaction seq 1")
 }

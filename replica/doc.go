@@ -30,15 +30,20 @@
 //     next_seq whose begin the replica never saw is ignored (the primary
 //     replays that transaction whole); any other message out of sequence is
 //     a protocol failure. Before live, live messages are ignored.
-//   - begin → local Begin; store → Store; vote → acknowledge voted (the
-//     local commit lock is not taken, because the votes of later
-//     transactions may precede the finish of an earlier one); finish [tid,
-//     chain] → acknowledge received, then Vote and FinishAt(tid, chain),
-//     then acknowledge applied; abort → Abort; pack → Pack (once live);
-//     heartbeat → the primary's last TID, for the lag.
+//   - begin → local Begin; store → Store; vote → recorded, not
+//     acknowledged (the local commit lock is not taken, because the votes
+//     of later transactions may precede the finish of an earlier one);
+//     finish [tid, chain] → acknowledge received, then Vote and
+//     FinishAt(tid, chain), then acknowledge applied; abort → Abort; pack
+//     → Pack (once live); heartbeat → the primary's last TID, for the lag.
+//   - txn: a whole live transaction in one message (the primary's usual
+//     form of a small one), applied as its begin, stores, vote and finish
+//     would be, its records decoded whole before any is applied.
 //
-// Voted acknowledgements are batched while more messages are queued;
-// received and failure reports go out at once. Applied acknowledgements go
+// A received acknowledgement goes out at once when no message is waiting;
+// while messages keep arriving, only the newest is kept (it covers every
+// earlier TID) and sent at the next pause or after a bounded number of
+// finishes. Failure reports go out at once. Applied acknowledgements go
 // out as transactions become durable, coalesced: one that arrives while
 // another is being sent is folded into the next send, which carries only
 // the highest TID (it acknowledges every one before it).

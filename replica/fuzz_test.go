@@ -56,6 +56,7 @@ func coreSeeds() map[string][]byte {
 		"abort-pack":      {7, 1, 0, 1, 1, 1, 4, 1, 6, 0, 8, 2},
 		"old-epoch":       {9, 0, 7, 1, 0, 1},
 		"replay-messages": {10, 8, 10, 16, 10, 3, 7, 1},
+		"txn-messages":    {7, 2, 11, 2, 11, 4, 11, 3},
 	}
 }
 
@@ -66,7 +67,7 @@ func script(b []byte) []wire.Message {
 	for i := 0; i+1 < len(b); i += 2 {
 		seq := uint64(b[i+1] % 8)
 		const epoch = 1
-		switch b[i] % 11 {
+		switch b[i] % 12 {
 		case 0:
 			ms = append(ms, &wire.Begin{Epoch: epoch, Seq: seq, Description: []byte{b[i+1]}})
 		case 1:
@@ -97,6 +98,15 @@ func script(b []byte) []wire.Message {
 				records = records[:len(records)-1]
 			}
 			ms = append(ms, &wire.Replay{Epoch: epoch, TID: tid, Records: records})
+		case 11:
+			// A whole live transaction; an odd argument cuts its records
+			// short.
+			tid += uint64(b[i+1])
+			records := wire.AppendTxnRecord(nil, uint64(b[i+1]/8), 0, []byte{b[i+1]})
+			if b[i+1]%2 == 1 {
+				records = records[:len(records)-1]
+			}
+			ms = append(ms, &wire.Txn{Epoch: epoch, Seq: seq, TID: tid, Records: records})
 		}
 	}
 	return ms

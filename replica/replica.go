@@ -62,12 +62,14 @@ type Replica struct {
 	// under mu.
 	wakeRun context.CancelFunc
 
-	// Owned by the run goroutine: its context, the voted acknowledgements
+	// Owned by the run goroutine: its context, the acknowledgements
 	// waiting to be sent, and whether the coordinator is unreachable.
-	ctx          context.Context
-	group        *gcs.Group // the session's group
-	acks         []wire.Message
-	received     int // finishes acknowledged in acks
+	ctx   context.Context
+	group *gcs.Group // the session's group
+	// received is the TID of the newest finish not yet acknowledged
+	// (0 if none), receivedN how many finishes it covers.
+	received     uint64
+	receivedN    int
 	disconnected bool
 }
 
@@ -260,7 +262,7 @@ func (r *Replica) session(ctx context.Context, g *gcs.Group) error {
 	}
 	r.setSession(sender, "")
 	r.group = g
-	r.acks = nil
+	r.received, r.receivedN = 0, 0
 	r.recv.Reset()
 	needHello := true
 	// A cancelled context makes Receive return only what is already
@@ -439,41 +441,30 @@ func (r *Replica) sendNow(ctx context.Context, m wire.Message) {
 // while messages keep arriving.
 const receivedBatch = 16
 
-// flush sends the queued acknowledgements.
+// flush sends the queued received acknowledgement.
 func (r *Replica) flush(ctx context.Context) {
-	for _, m := range r.acks {
-		r.sendTo(ctx, m)
+	if r.received != 0 {
+		r.sendTo(ctx, &wire.Received{TID: r.received})
 	}
-	r.acks = r.acks[:0]
-	r.received = 0
+	r.received, r.receivedN = 0, 0
 }
 
-// send implements coreEnv. Voted waits for a flush (nobody waits for
-// it). Received goes out at once when no other message is waiting, and
-// otherwise waits for a flush that comes soon: the replica flushes
-// whenever no message is waiting and after every receivedBatch finishes,
-// and a received acknowledges every TID up to its own, so only the newest
-// is kept. Failure goes out at once. Applied
-// comes from finishing goroutines, possibly out of
-// order, and acknowledges every TID up to its own (a sync that covers one
-// transaction covers every earlier one), so only the highest is sent: the
-// goroutines that a sync round wakes together leave their TIDs to the one
-// already sending, which sends the highest when its send returns.
+// send implements coreEnv. Received goes out at once when no other
+// message is waiting, and otherwise waits for a flush that comes soon: the
+// replica flushes whenever no message is waiting and after every
+// receivedBatch finishes, and a received acknowledges every TID up to its
+// own, so only the newest is kept. Failure goes out at once. Applied comes
+// from finishing goroutines, possibly out of order, and acknowledges every
+// TID up to its own (a sync that covers one transaction covers every
+// earlier one), so only the highest is sent: the goroutines that a sync
+// round wakes together leave their TIDs to the one already sending, which
+// sends the highest when its send returns.
 func (r *Replica) send(m wire.Message) {
 	switch m := m.(type) {
-	case *wire.Voted:
-		r.acks = append(r.acks, m)
 	case *wire.Received:
-		if n := len(r.acks); n > 0 {
-			if last, ok := r.acks[n-1].(*wire.Received); ok {
-				last.TID = m.TID
-				r.received++
-				break
-			}
-		}
-		r.acks = append(r.acks, m)
-		r.received++
-		if r.received >= receivedBatch || r.group.Pending() == 0 {
+		r.received = m.TID
+		r.receivedN++
+		if r.receivedN >= receivedBatch || r.group.Pending() == 0 {
 			r.flush(r.ctx)
 		}
 	case *wire.Applied:

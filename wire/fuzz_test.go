@@ -89,3 +89,28 @@ func FuzzReplayRecords(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTxnRecords: as FuzzReplayRecords, for a Txn's records.
+func FuzzTxnRecords(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(wire.AppendTxnRecord(wire.AppendTxnRecord(nil, 0x10, 0x03ea1b2c3d4e5f60, []byte("object state")), 0x11, 0, nil))
+	f.Add(wire.AppendTxnRecord(nil, 1, 2, []byte("x"))[:24])
+	f.Add(append(make([]byte, 16), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m := &wire.Txn{TID: 1, Records: b}
+		recs, err := m.DecodeRecords()
+		if err != nil {
+			if recs != nil || !errors.Is(err, wire.ErrMalformed) {
+				t.Fatalf("DecodeRecords = %v, %v; want no records and ErrMalformed", recs, err)
+			}
+			return
+		}
+		var again []byte
+		for _, r := range recs {
+			again = wire.AppendTxnRecord(again, r.OID, r.Serial, r.Data)
+		}
+		if !bytes.Equal(again, b) {
+			t.Fatalf("records %x re-encode to %x", b, again)
+		}
+	})
+}

@@ -18,6 +18,7 @@ const (
 	MethodHeartbeat = "heartbeat"
 	MethodLive      = "live"
 	MethodReplay    = "replay"
+	MethodTxn       = "txn"
 	MethodHello     = "hello"
 	MethodReceived  = "received"
 	MethodVoted     = "voted"
@@ -279,22 +280,78 @@ func AppendReplayRecord(records []byte, oid uint64, data []byte) []byte {
 // (wrapping ErrMalformed) names the first record that is cut short and
 // where. The records' Data are slices of m.Records.
 func (m *Replay) DecodeRecords() ([]ReplayRecord, error) {
-	b := m.Records
-	var recs []ReplayRecord
+	return decodeRecords(m.Records, ReplayRecordHead, "replay", m.TID, func(head, data []byte) ReplayRecord {
+		return ReplayRecord{OID: binary.BigEndian.Uint64(head), Data: data}
+	})
+}
+
+// Txn carries one whole live transaction: what its begin, stores, vote and
+// finish carry, in one message. The primary sends it in commit order, in
+// place of those four kinds, for transactions whose data is small enough
+// that copying it into one payload costs less than the messages it saves.
+// Records is the payload, the transaction's records one after another,
+// each oid (8 bytes) ‖ serial (8 bytes) ‖ length of data (8 bytes) ‖ data,
+// integers big-endian (AppendTxnRecord, DecodeRecords). Wire: ["txn",
+// [epoch, seq, tid, chain, user, description, extension, records]].
+type Txn struct {
+	_           struct{} `cbor:",toarray"`
+	Epoch       uint64
+	Seq         uint64
+	TID         uint64
+	Chain       Chain
+	User        []byte
+	Description []byte
+	Extension   []byte
+	Records     []byte
+}
+
+// TxnRecord is one store of a Txn.
+type TxnRecord struct {
+	OID    uint64
+	Serial uint64
+	Data   []byte
+}
+
+// TxnRecordHead is the size of a txn record's oid, serial and length.
+const TxnRecordHead = 24
+
+// AppendTxnRecord appends the store of oid based on serial with data to
+// records, a Txn's Records.
+func AppendTxnRecord(records []byte, oid, serial uint64, data []byte) []byte {
+	records = binary.BigEndian.AppendUint64(records, oid)
+	records = binary.BigEndian.AppendUint64(records, serial)
+	records = binary.BigEndian.AppendUint64(records, uint64(len(data)))
+	return append(records, data...)
+}
+
+// DecodeRecords returns the records of m, whole or not at all, as
+// Replay.DecodeRecords does.
+func (m *Txn) DecodeRecords() ([]TxnRecord, error) {
+	return decodeRecords(m.Records, TxnRecordHead, "txn", m.TID, func(head, data []byte) TxnRecord {
+		return TxnRecord{OID: binary.BigEndian.Uint64(head), Serial: binary.BigEndian.Uint64(head[8:]), Data: data}
+	})
+}
+
+// decodeRecords splits b into records of a head of headLen bytes (the oid
+// first, the data's length last) and their data, and makes each with
+// record. An error (wrapping ErrMalformed) names the message by kind and
+// tid, and the first record cut short; no records come with it.
+func decodeRecords[R any](b []byte, headLen int, kind string, tid uint64, record func(head, data []byte) R) ([]R, error) {
+	var recs []R
 	for off := 0; off < len(b); {
-		if len(b)-off < ReplayRecordHead {
-			return nil, fmt.Errorf("%w: replay of %016x: record %d at byte %d: %d bytes left, a record head needs %d",
-				ErrMalformed, m.TID, len(recs), off, len(b)-off, ReplayRecordHead)
+		if len(b)-off < headLen {
+			return nil, fmt.Errorf("%w: %s of %016x: record %d at byte %d: %d bytes left, a record head needs %d",
+				ErrMalformed, kind, tid, len(recs), off, len(b)-off, headLen)
 		}
-		oid := binary.BigEndian.Uint64(b[off:])
-		n := binary.BigEndian.Uint64(b[off+8:])
-		off += ReplayRecordHead
+		head := b[off : off+headLen]
+		n := binary.BigEndian.Uint64(head[headLen-8:])
+		off += headLen
 		if n > uint64(len(b)-off) {
-			return nil, fmt.Errorf("%w: replay of %016x: record %d (oid %016x) has %d bytes of data, %d left",
-				ErrMalformed, m.TID, len(recs), oid, n, len(b)-off)
+			return nil, fmt.Errorf("%w: %s of %016x: record %d (oid %016x) has %d bytes of data, %d left",
+				ErrMalformed, kind, tid, len(recs), binary.BigEndian.Uint64(head), n, len(b)-off)
 		}
 		end := off + int(n)
-		recs = append(recs, ReplayRecord{OID: oid, Data: b[off:end:end]})
+		recs = append(recs, record(head, b[off:end:end]))
 		off = end
 	}
 	return recs, nil
@@ -326,6 +383,9 @@ func (*Live) Method() string { return MethodLive }
 
 // Method implements Message.
 func (*Replay) Method() string { return MethodReplay }
+
+// Method implements Message.
+func (*Txn) Method() string { return MethodTxn }
 
 // Method implements Message.
 func (*Hello) Method() string { return MethodHello }
@@ -369,6 +429,9 @@ func (m *Live) PrimaryEpoch() uint64 { return m.Epoch }
 // PrimaryEpoch implements FromPrimary.
 func (m *Replay) PrimaryEpoch() uint64 { return m.Epoch }
 
+// PrimaryEpoch implements FromPrimary.
+func (m *Txn) PrimaryEpoch() uint64 { return m.Epoch }
+
 // Payload implements Payloader: the object data.
 func (m *Store) Payload() []byte { return m.Data }
 
@@ -381,11 +444,17 @@ func (m *Replay) Payload() []byte { return m.Records }
 // SetPayload implements Payloader.
 func (m *Replay) SetPayload(records []byte) { m.Records = records }
 
+// Payload implements Payloader: the records.
+func (m *Txn) Payload() []byte { return m.Records }
+
+// SetPayload implements Payloader.
+func (m *Txn) SetPayload(records []byte) { m.Records = records }
+
 // builtinKinds returns a prototype of every built-in message kind. It builds
 // a fresh slice each call so that no package-level value can be mutated.
 func builtinKinds() []Message {
 	return append([]Message{
-		&Begin{}, &Store{}, &Vote{}, &Finish{}, &Abort{}, &Pack{}, &Heartbeat{}, &Live{}, &Replay{},
+		&Begin{}, &Store{}, &Vote{}, &Finish{}, &Abort{}, &Pack{}, &Heartbeat{}, &Live{}, &Replay{}, &Txn{},
 		&Hello{}, &Received{}, &Voted{}, &Applied{}, &Failure{},
 	}, clientKinds()...)
 }

@@ -48,6 +48,9 @@ func samples() []sample {
 		{"replay", "Replay: transaction 03ea1b2c3d4e5f61, replayed whole to a catching-up replica, with records for objects 0x10 and 0x11 (empty).",
 			&wire.Replay{Epoch: 3, TID: tid2, Chain: testChain(), User: []byte("alice"), Description: []byte("add a page"),
 				Extension: []byte{0x80, 0x04, 0x7d, 0x94, 0x2e}, Records: wire.AppendReplayRecord(wire.AppendReplayRecord(nil, 0x10, []byte("object state")), 0x11, nil)}},
+		{"txn", "Txn: transaction seq 7 of epoch 3, whole, committed at 03ea1b2c3d4e5f61: a store of object 0x10 based on revision 03ea1b2c3d4e5f60 and a new object 0x11 (empty).",
+			&wire.Txn{Epoch: 3, Seq: 7, TID: tid2, Chain: testChain(), User: []byte("alice"), Description: []byte("add a page"),
+				Extension: []byte{0x80, 0x04, 0x7d, 0x94, 0x2e}, Records: wire.AppendTxnRecord(wire.AppendTxnRecord(nil, 0x10, tid1, []byte("object state")), 0x11, 0, nil)}},
 		{"hello", "Hello from replica-1, which has seen epoch 3 and committed up to 03ea1b2c3d4e5f61 with this chain value.",
 			&wire.Hello{Node: "replica-1", Epoch: 3, LastTID: tid2, Chain: testChain()}},
 		{"received", "Received: the replica holds all of transaction 03ea1b2c3d4e5f61.", &wire.Received{TID: tid2}},
@@ -90,13 +93,13 @@ func TestEveryKindHasASample(t *testing.T) {
 		seen[s.msg.Method()] = true
 	}
 	for _, m := range []string{wire.MethodBegin, wire.MethodStore, wire.MethodVote, wire.MethodFinish, wire.MethodAbort,
-		wire.MethodPack, wire.MethodHeartbeat, wire.MethodLive, wire.MethodReplay, wire.MethodHello, wire.MethodReceived, wire.MethodVoted,
+		wire.MethodPack, wire.MethodHeartbeat, wire.MethodLive, wire.MethodReplay, wire.MethodTxn, wire.MethodHello, wire.MethodReceived, wire.MethodVoted,
 		wire.MethodApplied, wire.MethodFailure} {
 		if !seen[m] {
 			t.Errorf("no sample of %q", m)
 		}
 	}
-	if want := 14 + len(clientSamples()); len(seen) != want {
+	if want := 15 + len(clientSamples()); len(seen) != want {
 		t.Errorf("samples cover %d methods, want %d", len(seen), want)
 	}
 }
@@ -156,7 +159,7 @@ func TestEpochIsFirstArgumentOfPrimaryMessages(t *testing.T) {
 	c := newCodec(t, wire.Config{})
 	for _, s := range samples() {
 		fp, ok := s.msg.(wire.FromPrimary)
-		primary := map[string]bool{"begin": true, "store": true, "vote": true, "finish": true, "abort": true, "pack": true, "heartbeat": true, "live": true, "replay": true}[s.name]
+		primary := map[string]bool{"begin": true, "store": true, "vote": true, "finish": true, "abort": true, "pack": true, "heartbeat": true, "live": true, "replay": true, "txn": true}[s.name]
 		if ok != primary {
 			t.Errorf("%s: implements FromPrimary = %v, want %v", s.name, ok, primary)
 			continue
@@ -708,6 +711,29 @@ func TestReplayRecords(t *testing.T) {
 		"length beyond the end": {0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
 	} {
 		recs, err := (&wire.Replay{TID: 9, Records: b}).DecodeRecords()
+		if !errors.Is(err, wire.ErrMalformed) || recs != nil {
+			t.Errorf("%s: DecodeRecords = %+v, %v; want ErrMalformed and no records", name, recs, err)
+		}
+	}
+}
+
+func TestTxnRecords(t *testing.T) {
+	good := wire.AppendTxnRecord(wire.AppendTxnRecord(nil, 0x10, tid1, []byte("object state")), 0x11, 0, nil)
+	recs, err := (&wire.Txn{Records: good}).DecodeRecords()
+	want := []wire.TxnRecord{{OID: 0x10, Serial: tid1, Data: []byte("object state")}, {OID: 0x11, Data: []byte{}}}
+	if err != nil || !reflect.DeepEqual(recs, want) {
+		t.Fatalf("DecodeRecords = %+v, %v; want %+v", recs, err, want)
+	}
+	if recs, err := (&wire.Txn{}).DecodeRecords(); err != nil || len(recs) != 0 {
+		t.Fatalf("DecodeRecords of no records = %+v, %v", recs, err)
+	}
+	for name, b := range map[string][]byte{
+		"head cut short":        good[:20],
+		"data cut short":        good[:30],
+		"second head cut":       good[:len(good)-3],
+		"length beyond the end": append(make([]byte, 16), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff),
+	} {
+		recs, err := (&wire.Txn{TID: 9, Records: b}).DecodeRecords()
 		if !errors.Is(err, wire.ErrMalformed) || recs != nil {
 			t.Errorf("%s: DecodeRecords = %+v, %v; want ErrMalformed and no records", name, recs, err)
 		}
