@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/repld/repld/internal/cputime"
 	"github.com/repld/repld/internal/loadgen"
 	"github.com/repld/repld/primary"
 	"github.com/repld/repld/replica"
@@ -318,9 +319,9 @@ func (r *runner) local(ctx context.Context, dir string, lc loadgen.Config, row *
 
 // runLoad runs lc against store into row, with its CPU time per commit.
 func runLoad(ctx context.Context, store storage.Storage, lc loadgen.Config, row *Row) (err error) {
-	before, ok := processCPU()
+	before, ok := cputime.Process()
 	row.Result, err = loadgen.Run(ctx, store, lc)
-	if after, ok2 := processCPU(); ok && ok2 && row.Result.Commits > 0 {
+	if after, ok2 := cputime.Process(); ok && ok2 && row.Result.Commits > 0 {
 		row.CPUPerCommit = (after - before) / time.Duration(row.Result.Commits)
 	}
 	return err

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/repld/repld/internal/cputime"
 	"github.com/repld/repld/primary"
 )
 
@@ -40,7 +41,7 @@ func TestRunSmallTable(t *testing.T) {
 		if r.Result.Commits == 0 || r.Ratio <= 0 || r.P50Ratio <= 0 {
 			t.Fatalf("row %s measured nothing: %+v", r.Setup, r)
 		}
-		if _, ok := processCPU(); ok && r.CPUPerCommit <= 0 {
+		if _, ok := cputime.Process(); ok && r.CPUPerCommit <= 0 {
 			t.Fatalf("row %s: no CPU time per commit", r.Setup)
 		}
 	}

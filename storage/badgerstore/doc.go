@@ -82,13 +82,13 @@
 // then waits for a group sync: one sync round shared by every committer
 // whose write finished before the round started (the first waiter runs
 // it, later arrivals join the next round). A round does what db.Sync does
-// and more: it fsyncs the memtable logs and value log files badger
-// rotated since the previous round (db.Sync misses them), then the
-// current memtable log, and the current value log only when a write
-// since the previous round may have put data there (most commits keep
-// their values inline, so they cost one fsync). Only then is the
-// transaction published and Finish returns. NewOID reservations and Pack
-// wait for a round the same way.
+// and more: it fsyncs the value log files badger rotated since the
+// previous round (db.Sync misses them) and the current one, only when a
+// write since the previous round may have put data there (most commits
+// keep their values inline, so they cost one fsync); then the memtable
+// logs badger rotated and the current one. The current files stay open
+// between rounds. Only then is the transaction published and Finish
+// returns. NewOID reservations and Pack wait for a round the same way.
 //
 // A committer that would start a round while other transactions hold or
 // wait for the commit lock lets the round wait for their writes, for at

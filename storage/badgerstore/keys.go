@@ -32,11 +32,11 @@ const formatV1 byte = 1
 // object) whose data is in a blob file: the value is an encoded blobRef.
 const formatBlob byte = 2
 
-func key9(prefix byte, v uint64) []byte {
-	k := make([]byte, 9)
-	k[0] = prefix
-	binary.BigEndian.PutUint64(k[1:], v)
-	return k
+func key9(prefix byte, v uint64) []byte { return appendKey9(make([]byte, 0, 9), prefix, v) }
+
+// appendKey9 appends the one-byte-prefix key of v to b.
+func appendKey9(b []byte, prefix byte, v uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(b, prefix), v)
 }
 
 func objectKey(oid storage.OID) []byte  { return key9(prefixObject, uint64(oid)) }
@@ -69,14 +69,18 @@ type txnRecord struct {
 // encodeTxnRecord: chain (32) ‖ for user, description, extension: length
 // (4, big-endian) ‖ bytes.
 func encodeTxnRecord(r txnRecord) []byte {
-	fields := [][]byte{r.Meta.User, r.Meta.Description, r.Meta.Extension}
-	n := storage.ChecksumSize
-	for _, f := range fields {
-		n += 4 + len(f)
-	}
-	b := make([]byte, 0, n)
+	return appendTxnRecord(make([]byte, 0, txnRecordLen(r.Meta)), r)
+}
+
+// txnRecordLen is the length of the encoded transaction record of meta.
+func txnRecordLen(meta storage.TxnMeta) int {
+	return storage.ChecksumSize + 3*4 + len(meta.User) + len(meta.Description) + len(meta.Extension)
+}
+
+// appendTxnRecord appends the encoding of r to b.
+func appendTxnRecord(b []byte, r txnRecord) []byte {
 	b = append(b, r.Chain[:]...)
-	for _, f := range fields {
+	for _, f := range [3][]byte{r.Meta.User, r.Meta.Description, r.Meta.Extension} {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(f)))
 		b = append(b, f...)
 	}
@@ -115,8 +119,10 @@ func decodeTxnRecord(b []byte) (txnRecord, error) {
 }
 
 // encodeOIDs: 8 big-endian bytes per OID, ascending.
-func encodeOIDs(oids []storage.OID) []byte {
-	b := make([]byte, 0, 8*len(oids))
+func encodeOIDs(oids []storage.OID) []byte { return appendOIDs(make([]byte, 0, 8*len(oids)), oids) }
+
+// appendOIDs appends the encoding of oids to b.
+func appendOIDs(b []byte, oids []storage.OID) []byte {
 	for _, o := range oids {
 		b = binary.BigEndian.AppendUint64(b, uint64(o))
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
@@ -140,11 +139,7 @@ func (s *Store) restoreBatch(ctx context.Context, txns []storage.Transaction, pr
 			stop = fmt.Errorf("badgerstore: restore at %s: last transaction is %s: %w", tx.TID, last, storage.ErrTIDOrder)
 			break
 		}
-		digests := make([]storage.RecordDigest, len(t.oids))
-		for i, oid := range t.oids {
-			digests[i] = t.recs[oid].digest
-		}
-		next := storage.NextChain(chain, tx.TID, tx.Meta, digests)
+		next := storage.NextChain(chain, tx.TID, tx.Meta, t.digests())
 		if next != tx.Chain {
 			stop = fmt.Errorf("badgerstore: restore at %s: chain %s, expected %s: %w", tx.TID, next, tx.Chain, storage.ErrChainMismatch)
 			break
@@ -219,11 +214,7 @@ func restoreTxn(s *Store, tx storage.Transaction) (*txn, error) {
 		}
 		t.recs[rec.OID] = r
 	}
-	t.oids = make([]storage.OID, 0, len(t.recs))
-	for oid := range t.recs {
-		t.oids = append(t.oids, oid)
-	}
-	slices.Sort(t.oids)
+	t.sortOIDs()
 	return t, nil
 }
 
@@ -232,9 +223,11 @@ func restoreTxn(s *Store, tx storage.Transaction) (*txn, error) {
 // index keys), its record index and its transaction record.
 func (t *txn) batch(tid storage.TID, chain storage.Checksum) (*badger.Txn, error) {
 	w := t.s.db.NewTransactionAt(math.MaxUint64, true)
-	set := func(k, v []byte, meta byte) error { return w.SetEntry(badger.NewEntry(k, v).WithMeta(meta)) }
+	set := func(k, v []byte, meta byte) error {
+		return w.SetEntry(badger.NewEntry(k, v).WithMeta(meta))
+	}
 	err := func() error {
-		for _, oid := range t.oids {
+		for i, oid := range t.oids {
 			r := t.recs[oid]
 			if r.blob != nil {
 				if err := set(blobIndexKey(r.blob.id), encodeBlobIndex(oid, tid), formatV1); err != nil {
@@ -242,14 +235,23 @@ func (t *txn) batch(tid storage.TID, chain storage.Checksum) (*badger.Txn, error
 				}
 			}
 			v, meta := r.value()
-			if err := set(objectKey(oid), v, meta); err != nil {
+			if err := set(t.objectKey(i), v, meta); err != nil {
 				return err
 			}
 		}
-		if err := set(recordsKey(tid), encodeOIDs(t.oids), formatV1); err != nil {
+		// The record index and the transaction record with their keys
+		// share one buffer: badger copies what it commits.
+		rec := txnRecord{Chain: chain, Meta: t.meta}
+		b := make([]byte, 0, 2*9+8*len(t.oids)+txnRecordLen(t.meta))
+		b = appendKey9(b, prefixRecords, uint64(tid))
+		b = appendOIDs(b, t.oids)
+		b = appendKey9(b, prefixTxn, uint64(tid))
+		b = appendTxnRecord(b, rec)
+		oidsEnd, txnKeyEnd := 9+8*len(t.oids), 2*9+8*len(t.oids)
+		if err := set(b[:9:9], b[9:oidsEnd:oidsEnd], formatV1); err != nil {
 			return err
 		}
-		return set(txnKey(tid), encodeTxnRecord(txnRecord{Chain: chain, Meta: t.meta}), formatV1)
+		return set(b[oidsEnd:txnKeyEnd:txnKeyEnd], b[txnKeyEnd:], formatV1)
 	}()
 	if err != nil {
 		w.Discard()

@@ -50,8 +50,11 @@ type Store struct {
 	syncer *groupSync
 	logs   *logFiles
 	// vlogDirty is set after a write that may have put data in the value
-	// log, so that the next sync round includes the value log.
-	vlogDirty atomic.Bool
+	// log, so that the next sync round includes the value log. vlogAlways
+	// is set when ValueThreshold is so low that any write may: badger's
+	// own commit marker or an 8-byte counter may then go there.
+	vlogDirty  atomic.Bool
+	vlogAlways bool
 
 	// blobDir holds the blob files. blobGate is held shared by a reader
 	// around opening a blob file (and deciding whether a missing one was
@@ -72,6 +75,11 @@ type Store struct {
 }
 
 var _ storage.Storage = (*Store)(nil)
+
+// maxInternalValue bounds the values the store writes without marking the
+// value log dirty (counters, the pack horizon, intent records) and
+// badger's commit marker (a decimal version).
+const maxInternalValue = 64
 
 // Open opens (creating if needed) the store in cfg.Dir. It finishes any
 // transaction a crash interrupted after its commit point and discards any
@@ -97,10 +105,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		commitLock: make(chan struct{}, 1),
 		closing:    make(chan struct{}),
 		blobDir:    filepath.Join(cfg.Dir, blobDirName),
+		vlogAlways: cfg.ValueThreshold <= maxInternalValue,
 	}
 	s.syncer = &groupSync{fn: s.syncRound}
 	if err := s.load(ctx); err != nil {
-		return nil, errors.Join(fmt.Errorf("badgerstore: open %s: %w", cfg.Dir, err), db.Close())
+		err = errors.Join(fmt.Errorf("badgerstore: open %s: %w", cfg.Dir, err), db.Close())
+		if s.logs != nil {
+			err = errors.Join(err, s.logs.close())
+		}
+		return nil, err
 	}
 	return s, nil
 }
@@ -231,6 +244,11 @@ func (s *Store) enter(ctx context.Context, op string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("badgerstore: %s: %w", op, err)
 	}
+	return s.enterOp(op)
+}
+
+// enterOp is enter for an operation that no context stops.
+func (s *Store) enterOp(op string) error {
 	s.opMu.RLock()
 	if s.closed.Load() {
 		s.opMu.RUnlock()
@@ -264,12 +282,8 @@ func (s *Store) publish(tid uint64) {
 // stable storage when it returns, and is then published.
 func (s *Store) syncRound() error {
 	target := s.lastWritten.Load()
-	vlog := s.vlogDirty.Swap(false)
-	err := s.logs.syncRotated()
-	if err == nil {
-		err = s.logs.syncCurrent(vlog)
-	}
-	if err != nil {
+	vlog := s.vlogDirty.Swap(false) || s.vlogAlways
+	if err := s.logs.sync(vlog); err != nil {
 		err = fmt.Errorf("sync: %w", err)
 		s.fail(err)
 		return err
@@ -567,7 +581,12 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed.Store(true)
-	if err := s.db.Close(); err != nil {
+	err := s.db.Close()
+	// After the database: badger's own close may still write the logs.
+	if cerr := s.logs.close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("badgerstore: close: %w", err)
 	}
 	return nil

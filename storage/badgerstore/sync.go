@@ -171,73 +171,164 @@ func (g *groupSync) wait(deferrable bool) error {
 // current memtable log and value log; with badger's SyncWrites off, a
 // memtable log replaced by a new one (before its flush) or a value log
 // file that filled up is not synced by badger. Rotation creates the file
-// with the next number, so probing for that name detects it cheaply.
-// Only the sync round (one at a time) uses it.
+// with the next number, so probing for that name detects it. The current
+// file of each kind stays open between rounds, so that a round costs
+// little more than its fsyncs. A value log rotates only while a write
+// puts data there, so it is probed only when one may have. Rounds run
+// one at a time; mu orders them with close.
 type logFiles struct {
-	dir  string
-	last map[string]int // extension → highest file number known
+	dir string
+	mu  sync.Mutex
+	// kinds holds value logs first, so that data a memtable log points to
+	// is on disk before the pointer.
+	kinds [2]logKind
+	// closed is set by close: later rounds open, sync and close each file
+	// as they need it, keeping none.
+	closed bool
 }
 
-// logFormat is how badger names one kind of log file.
-type logFormat struct{ ext, format string }
-
-// logFormats are badger's memtable logs and value logs, value logs first.
-func logFormats() [2]logFormat {
-	return [2]logFormat{{".vlog", "%06d.vlog"}, {".mem", "%05d.mem"}}
+// logKind is one kind of badger log file.
+type logKind struct {
+	ext, format string
+	last        int      // highest file number known: the current file
+	next        string   // path of file last+1, probed for rotation
+	f           *os.File // file last, once a round opened it; nil if not (yet) open or missing
 }
+
+const (
+	kindVlog = iota
+	kindMem
+)
 
 func newLogFiles(dir string) (*logFiles, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", dir, err)
 	}
-	lf := &logFiles{dir: dir, last: make(map[string]int)}
+	lf := &logFiles{dir: dir, kinds: [2]logKind{
+		kindVlog: {ext: ".vlog", format: "%06d.vlog"},
+		kindMem:  {ext: ".mem", format: "%05d.mem"},
+	}}
 	for _, e := range entries {
-		for _, f := range logFormats() {
-			if n, ok := strings.CutSuffix(e.Name(), f.ext); ok {
-				if id, err := strconv.Atoi(n); err == nil && id > lf.last[f.ext] {
-					lf.last[f.ext] = id
+		for i := range lf.kinds {
+			k := &lf.kinds[i]
+			if n, ok := strings.CutSuffix(e.Name(), k.ext); ok {
+				if id, err := strconv.Atoi(n); err == nil && id > k.last {
+					k.last = id
 				}
 			}
 		}
+	}
+	for i := range lf.kinds {
+		lf.kinds[i].next = lf.path(&lf.kinds[i], lf.kinds[i].last+1)
 	}
 	return lf, nil
 }
 
-// syncRotated fsyncs every log file that stopped being current since the
-// previous call: value logs first, so that data a memtable log points to
-// is on disk before the pointer.
-func (lf *logFiles) syncRotated() error {
-	for _, f := range logFormats() {
-		for {
-			next := filepath.Join(lf.dir, fmt.Sprintf(f.format, lf.last[f.ext]+1))
-			if _, err := os.Stat(next); err != nil {
-				if errors.Is(err, fs.ErrNotExist) {
-					break
-				}
-				return fmt.Errorf("probe %s: %w", next, err)
-			}
-			if err := syncFile(filepath.Join(lf.dir, fmt.Sprintf(f.format, lf.last[f.ext]))); err != nil {
-				return err
-			}
-			lf.last[f.ext]++
+func (lf *logFiles) path(k *logKind, n int) string {
+	return filepath.Join(lf.dir, fmt.Sprintf(k.format, n))
+}
+
+// sync is one round. If vlog is set, it fsyncs the value log files that
+// stopped being current since the previous round and the current one
+// (otherwise none rotated and none holds unsynced data); then the
+// memtable logs that stopped being current and the current one. On
+// Linux, fsync of a file also writes the pages badger dirtied through its
+// shared memory mapping, so this is what db.Sync does, plus the rotated
+// files, without the value log fsync when no value went there.
+func (lf *logFiles) sync(vlog bool) error {
+	lf.mu.Lock()
+	defer lf.mu.Unlock()
+	if vlog {
+		vl := &lf.kinds[kindVlog]
+		if err := lf.syncRotated(vl); err != nil {
+			return err
 		}
+		if err := lf.syncCurrent(vl); err != nil {
+			return err
+		}
+	}
+	if err := lf.syncRotated(&lf.kinds[kindMem]); err != nil {
+		return err
+	}
+	return lf.syncCurrent(&lf.kinds[kindMem])
+}
+
+// syncRotated fsyncs and closes the files of kind k that badger replaced
+// since the previous round.
+func (lf *logFiles) syncRotated(k *logKind) error {
+	for {
+		if _, err := os.Stat(k.next); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return fmt.Errorf("probe %s: %w", k.next, err)
+		}
+		var err error
+		if k.f != nil {
+			err = syncOpen(k.f)
+			k.f = nil
+		} else {
+			err = syncFile(lf.path(k, k.last))
+		}
+		if err != nil {
+			return err
+		}
+		k.last++
+		k.next = lf.path(k, k.last+1)
+	}
+}
+
+// syncCurrent fsyncs the current file of kind k, opening it (and keeping
+// it open, unless the files are closed) if no round did yet. A file badger
+// already removed (a flushed memtable log) needs nothing.
+func (lf *logFiles) syncCurrent(k *logKind) error {
+	if k.f == nil {
+		path := lf.path(k, k.last)
+		if lf.closed {
+			return syncFile(path)
+		}
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("open %s for sync: %w", path, err)
+		}
+		k.f = f
+	}
+	if err := k.f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", k.f.Name(), err)
 	}
 	return nil
 }
 
-// syncCurrent fsyncs the current memtable log, after the current value
-// log if vlog is set. On Linux, fsync of a file also writes the pages
-// badger dirtied through its shared memory mapping, so this is what
-// db.Sync does, without the value log fsync when no value went there.
-func (lf *logFiles) syncCurrent(vlog bool) error {
-	for _, f := range logFormats() {
-		if f.ext == ".vlog" && !vlog {
-			continue
+// close closes the files kept open. Rounds that run later (a deferred
+// wait may run one after Close) open and close the files they sync.
+func (lf *logFiles) close() error {
+	lf.mu.Lock()
+	defer lf.mu.Unlock()
+	lf.closed = true
+	var errs []error
+	for i := range lf.kinds {
+		if f := lf.kinds[i].f; f != nil {
+			lf.kinds[i].f = nil
+			if err := f.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close %s: %w", f.Name(), err))
+			}
 		}
-		if err := syncFile(filepath.Join(lf.dir, fmt.Sprintf(f.format, lf.last[f.ext]))); err != nil {
-			return err
-		}
+	}
+	return errors.Join(errs...)
+}
+
+// syncOpen fsyncs and closes a file kept open.
+func syncOpen(f *os.File) error {
+	err := f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", f.Name(), err)
 	}
 	return nil
 }
@@ -256,12 +347,5 @@ func syncPath(path string, flag int, missingOK bool) error {
 	if err != nil {
 		return fmt.Errorf("open %s for sync: %w", path, err)
 	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
-	return nil
+	return syncOpen(f)
 }

@@ -53,8 +53,9 @@ type txn struct {
 	recs  map[storage.OID]*record
 	state txnState
 
-	// Set by Vote.
+	// Set by Vote (see sortOIDs).
 	oids []storage.OID // ascending
+	keys []byte        // the object keys of oids, 9 bytes each
 	// staged: the transaction goes through the staging area (see doc.go);
 	// nonce names its staging keys, written at version stageVer.
 	staged   bool
@@ -204,25 +205,23 @@ func (t *txn) Vote(ctx context.Context) error {
 func (t *txn) validate() error {
 	s := t.s
 	var total int64
-	t.oids = make([]storage.OID, 0, len(t.recs))
 	for oid, r := range t.recs {
 		if r.size > s.cfg.MaxObjectSize {
 			return fmt.Errorf("object %s has %d bytes, above MaxObjectSize %d: %w", oid, r.size, s.cfg.MaxObjectSize, storage.ErrTooLarge)
 		}
 		total += r.size
-		t.oids = append(t.oids, oid)
 	}
 	if s.cfg.MaxTxnSize > 0 && total > s.cfg.MaxTxnSize {
 		return fmt.Errorf("transaction has %d bytes of object data, above MaxTxnSize %d: %w", total, s.cfg.MaxTxnSize, storage.ErrTooLarge)
 	}
-	slices.Sort(t.oids)
+	t.sortOIDs()
 
 	last := s.lastWritten.Load()
 	rtxn := s.db.NewTransactionAt(last, false)
 	defer rtxn.Discard()
-	for _, oid := range t.oids {
+	for i, oid := range t.oids {
 		var actual storage.TID
-		item, err := rtxn.Get(objectKey(oid))
+		item, err := rtxn.Get(t.objectKey(i))
 		switch {
 		case err == nil:
 			actual = storage.TID(item.Version())
@@ -250,6 +249,23 @@ func (t *txn) validate() error {
 	}
 	return nil
 }
+
+// sortOIDs sets oids, ascending, and their object keys from recs.
+func (t *txn) sortOIDs() {
+	t.oids = make([]storage.OID, 0, len(t.recs))
+	for oid := range t.recs {
+		t.oids = append(t.oids, oid)
+	}
+	slices.Sort(t.oids)
+	// One buffer for every key: badger copies a key when it commits it.
+	t.keys = make([]byte, 0, 9*len(t.oids))
+	for _, oid := range t.oids {
+		t.keys = appendKey9(t.keys, prefixObject, uint64(oid))
+	}
+}
+
+// objectKey is the object key of oids[i].
+func (t *txn) objectKey(i int) []byte { return t.keys[9*i : 9*i+9 : 9*i+9] }
 
 // entryCost is what one entry counts against badger's transaction size
 // limit (as badger estimates it, plus the version suffix), and whether its
@@ -279,7 +295,7 @@ func (t *txn) fitsOneBatch() bool {
 			vlogBytes += int64(valueLen)
 		}
 	}
-	add(len(encodeTxnRecord(txnRecord{Meta: t.meta})))
+	add(txnRecordLen(t.meta))
 	add(8 * len(t.oids))
 	for _, oid := range t.oids {
 		r := t.recs[oid]
@@ -351,7 +367,7 @@ func (t *txn) write(ctx context.Context, tid storage.TID, expect storage.Checksu
 	s := t.s
 	// After a successful Vote, Finish fails only for I/O: a cancelled
 	// context does not stop it.
-	if err := s.enter(context.WithoutCancel(ctx), "finish"); err != nil {
+	if err := s.enterOp("finish"); err != nil {
 		return storage.Commit{}, err
 	}
 	defer s.opMu.RUnlock()
@@ -362,11 +378,7 @@ func (t *txn) write(ctx context.Context, tid storage.TID, expect storage.Checksu
 	if tid <= last {
 		return storage.Commit{}, fmt.Errorf("badgerstore: finish at %s: last transaction is %s: %w", tid, last, storage.ErrTIDOrder)
 	}
-	digests := make([]storage.RecordDigest, len(t.oids))
-	for i, oid := range t.oids {
-		digests[i] = t.recs[oid].digest
-	}
-	chain := storage.NextChain(s.lastChain, tid, t.meta, digests)
+	chain := storage.NextChain(s.lastChain, tid, t.meta, t.digests())
 	if !expect.IsZero() && chain != expect {
 		return storage.Commit{}, fmt.Errorf("badgerstore: finish at %s: chain %s, expected %s: %w", tid, chain, expect, storage.ErrChainMismatch)
 	}
@@ -397,6 +409,15 @@ func (t *txn) write(ctx context.Context, tid storage.TID, expect storage.Checksu
 	<-s.commitLock
 	s.syncer.dequeue()
 	return storage.Commit{TID: tid, Chain: chain}, nil
+}
+
+// digests returns the record digests of oids, in their order.
+func (t *txn) digests() []storage.RecordDigest {
+	digests := make([]storage.RecordDigest, len(t.oids))
+	for i, oid := range t.oids {
+		digests[i] = t.recs[oid].digest
+	}
+	return digests
 }
 
 // commitOneBatch writes the whole transaction as one badger transaction.
