@@ -416,6 +416,9 @@ func (c *core) txnWhole(ctx context.Context, m *wire.Txn) *failure {
 	if err != nil {
 		return &failure{seq: m.Seq, tid: storage.TID(m.TID), code: wire.FailureProtocol, err: err}
 	}
+	if c.restore != nil {
+		return c.txnRestored(ctx, m, recs)
+	}
 	if f := c.begin(ctx, &wire.Begin{Epoch: m.Epoch, Seq: m.Seq, User: m.User, Description: m.Description, Extension: m.Extension}); f != nil {
 		return f
 	}
@@ -430,8 +433,33 @@ func (c *core) txnWhole(ctx context.Context, m *wire.Txn) *failure {
 	return c.finish(ctx, &wire.Finish{Epoch: m.Epoch, Seq: m.Seq, TID: m.TID, Chain: m.Chain})
 }
 
-// batchable reports whether m belongs to a replayed transaction or is a
-// heartbeat: the messages a batch of replays is not written for.
+// txnRestored adds a whole live transaction to the batch for the
+// restorer, like a finished replay: consecutive ones are written together
+// and share one sync. The restorer checks each against its chain value,
+// not its stores' serials: the chain covers the whole history before it,
+// so a replica whose objects differ from the primary's fails that check
+// (or an earlier one) instead.
+func (c *core) txnRestored(ctx context.Context, m *wire.Txn, recs []wire.TxnRecord) *failure {
+	switch {
+	case !c.live || m.Seq < c.nextSeq:
+		return nil // it is replayed after its finish
+	case c.inflight[m.Seq] != nil:
+		return outOfOrderf(m.Seq, "second begin of transaction seq %d", m.Seq)
+	}
+	tx := &storage.Transaction{
+		Meta:    storage.TxnMeta{User: m.User, Description: m.Description, Extension: m.Extension},
+		Records: make([]storage.Record, len(recs)),
+	}
+	for i, r := range recs {
+		tx.Records[i] = storage.Record{OID: storage.OID(r.OID), Data: r.Data}
+	}
+	c.env.send(&wire.Received{TID: m.TID})
+	return c.finishRestored(ctx, tx, storage.TID(m.TID), storage.Checksum(m.Chain))
+}
+
+// batchable reports whether m belongs to a replayed transaction, is a
+// whole live transaction or is a heartbeat: the messages a batch for the
+// restorer is not written for.
 func batchable(m wire.Message) bool {
 	switch m := m.(type) {
 	case *wire.Begin:
@@ -440,7 +468,7 @@ func batchable(m wire.Message) bool {
 		return m.Seq == 0
 	case *wire.Finish:
 		return m.Seq == 0
-	case *wire.Replay, *wire.Heartbeat:
+	case *wire.Replay, *wire.Txn, *wire.Heartbeat:
 		return true
 	}
 	return false

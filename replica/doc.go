@@ -37,8 +37,13 @@
 //     FinishAt(tid, chain), then acknowledge applied; abort → Abort; pack
 //     → Pack (once live); heartbeat → the primary's last TID, for the lag.
 //   - txn: a whole live transaction in one message (the primary's usual
-//     form of a small one), applied as its begin, stores, vote and finish
-//     would be, its records decoded whole before any is applied.
+//     form of a small one), its records decoded whole before any is
+//     applied. Over a store with a Restore method it joins the batch of
+//     the restorer like a replay: consecutive ones are written together
+//     with one sync, each checked against its chain value (which covers
+//     the whole history before it, so it also catches objects that differ
+//     from the primary's); otherwise it is applied as its begin, stores,
+//     vote and finish would be.
 //
 // A received acknowledgement goes out at once when no message is waiting;
 // while messages keep arriving, only the newest is kept (it covers every

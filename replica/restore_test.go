@@ -158,3 +158,51 @@ func TestCatchesUpIntoABadgerstore(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 }
+
+// TestLiveTxnsRestoredInBatches: whole live transactions (txn messages)
+// wait in the batch like replays, are acknowledged received at once and
+// applied together when the replica is idle; a streamed live transaction
+// writes the batch first; a txn message whose chain differs quarantines
+// the replica and keeps the transactions before it.
+func TestLiveTxnsRestoredInBatches(t *testing.T) {
+	f := newRestoringFixture(t)
+	ctx := context.Background()
+	f.goLive(1)
+	x1, s1 := f.src.commit("one", write{1, "a"}, write{2, "b"})
+	x2, s2 := f.src.commit("two", write{1, "a2"}, write{3, ""})
+	f.feed(f.src.txnMessage(1, x1, s1), f.src.txnMessage(2, x2, s2))
+	want := []string{"received " + x1.TID.String(), "received " + x2.TID.String()}
+	if got := f.acks(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("acks %q, want %q", got, want)
+	}
+	f.c.idle(ctx)
+	if got := f.acks(); !reflect.DeepEqual(got, []string{"applied " + x2.TID.String()}) {
+		t.Fatalf("acks after idle %q", got)
+	}
+
+	x3, s3 := f.src.commit("three", write{2, "b3"})
+	x4, s4 := f.src.commit("four", write{4, "d"})
+	f.feed(f.src.txnMessage(3, x3, s3))
+	stores, vote, finish := f.src.live(4, x4, s4)
+	f.feed(stores[0]) // a streamed begin writes the batch first
+	if got := f.acks(); !reflect.DeepEqual(got, []string{"received " + x3.TID.String(), "applied " + x3.TID.String()}) {
+		t.Fatalf("acks %q", got)
+	}
+	f.feed(append(stores[1:], vote, finish)...)
+	f.c.drain()
+	sameHistory(t, f.src.s, f.c.store)
+
+	x5, s5 := f.src.commit("five", write{1, "a5"})
+	x6, s6 := f.src.commit("six", write{5, "e"})
+	bad := f.src.txnMessage(6, x6, s6)
+	bad.Chain[0] ^= 1
+	f.feed(f.src.txnMessage(5, x5, s5), bad)
+	f.c.idle(ctx)
+	q := f.wantQuarantined(wire.FailureChainMismatch, "restore at "+x6.TID.String())
+	if q.TID != x6.TID {
+		t.Fatalf("quarantine %+v", q)
+	}
+	if last, _ := f.c.store.LastTransaction(ctx); last != x5.TID {
+		t.Fatalf("last transaction %s, want %s", last, x5.TID)
+	}
+}
