@@ -19,9 +19,11 @@
 // A Writer queues encoded frames and writes them from its own goroutine
 // with one vectored write per batch, so small messages sent close together
 // share system calls and object data goes from the caller's slice to the
-// socket without a copy. Send never blocks on the network: a peer that does
-// not read makes the queue pass its bound, Send fails with ErrQueueFull,
-// and the owner drops the connection.
+// socket without a copy. A message sent to many peers is encoded once
+// (EncodeFrame) and queued on each Writer (SendFrame, HoldFrame). Send
+// never blocks on the network: a peer that does not read makes the queue
+// pass its bound, Send fails with ErrQueueFull, and the owner drops the
+// connection.
 //
 // # Errors
 //

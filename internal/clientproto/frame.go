@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -70,11 +71,30 @@ func AppendFrame(c *wire.Codec, dst []byte, m wire.Message) (head, payload []byt
 	return head, payload, nil
 }
 
+// Frame is an encoded frame, ready to be queued on any number of Writers:
+// a message sent to many peers (an invalidation) is encoded once. Its
+// buffers are only read, never modified, by the Writers.
+type Frame struct {
+	head, payload []byte
+}
+
+// EncodeFrame encodes m as a Frame. m's payload is not copied: it must
+// stay unmodified until every Writer it was queued on has written it.
+func EncodeFrame(c *wire.Codec, m wire.Message) (Frame, error) {
+	head, payload, err := AppendFrame(c, make([]byte, 0, 64), m)
+	if err != nil {
+		return Frame{}, err
+	}
+	return Frame{head: head, payload: payload}, nil
+}
+
 // Writer writes frames to a connection, batching the frames queued
-// meanwhile into one vectored write. Send queues and leaves the writing to
-// the Writer's goroutine; SendWait writes itself when no write is in
-// progress (saving a goroutine switch per message) and otherwise queues
-// for the write in progress to pick up. It is safe for concurrent use.
+// meanwhile into one vectored write. Send and SendSoon queue and leave the
+// writing to the Writer's goroutine, which lets the goroutines that are
+// ready run first so that what they queue shares its write; SendWait
+// writes itself when no write is in progress (saving a goroutine switch
+// per message) and otherwise queues for the write in progress to pick up.
+// It is safe for concurrent use.
 type Writer struct {
 	conn         io.WriteCloser
 	codec        *wire.Codec
@@ -84,10 +104,15 @@ type Writer struct {
 	mu      sync.Mutex
 	queue   net.Buffers
 	queued  int
-	writing bool // a goroutine is writing; it writes the queue too before it stops
+	spare   net.Buffers // the last batch's slice, emptied, for the next queue
+	writing bool        // a goroutine is writing; it writes the queue too before it stops
+	// out is the batch being written, consumed as it is; only the
+	// writing goroutine uses it.
+	out     net.Buffers
 	err     error
 	closing bool
-	space   chan struct{} // closed, and replaced, each time the queue is taken
+	space   chan struct{} // closed, and replaced, when the queue is taken and someone waits
+	waiting bool          // someone waits on space
 	wake    chan struct{}
 	done    chan struct{}
 }
@@ -115,10 +140,7 @@ func (w *Writer) Send(m wire.Message) error {
 	if err := w.enqueue(context.Background(), false, m); err != nil {
 		return err
 	}
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
+	w.wakeUp()
 	return nil
 }
 
@@ -129,6 +151,29 @@ func (w *Writer) Hold(m wire.Message) error {
 	return w.enqueue(context.Background(), false, m)
 }
 
+// SendFrame is Send for a message encoded already.
+func (w *Writer) SendFrame(f Frame) error {
+	if err := w.enqueueFrame(context.Background(), false, f); err != nil {
+		return err
+	}
+	w.wakeUp()
+	return nil
+}
+
+// HoldFrame is Hold for a message encoded already.
+func (w *Writer) HoldFrame(f Frame) error {
+	return w.enqueueFrame(context.Background(), false, f)
+}
+
+// wakeUp makes the Writer's goroutine write the queue, unless it is due
+// to already.
+func (w *Writer) wakeUp() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
 // SendWait is Send for a sender that may block: while the queue is full it
 // waits for room (or for ctx to end), and it writes the queue itself when
 // no other goroutine is writing.
@@ -137,6 +182,17 @@ func (w *Writer) SendWait(ctx context.Context, m wire.Message) error {
 		return err
 	}
 	w.flush()
+	return nil
+}
+
+// SendSoon is SendWait that leaves the writing to the Writer's goroutine,
+// which writes m with whatever else is queued by the time it runs: for an
+// answer that other answers, about to be sent, may share a write with.
+func (w *Writer) SendSoon(ctx context.Context, m wire.Message) error {
+	if err := w.enqueue(ctx, true, m); err != nil {
+		return err
+	}
+	w.wakeUp()
 	return nil
 }
 
@@ -164,11 +220,16 @@ const QueueFlushBytes = 64 << 10
 // is an error, otherwise it writes the queue itself if nobody is writing, or waits for
 // room.
 func (w *Writer) enqueue(ctx context.Context, wait bool, m wire.Message) error {
-	head, payload, err := AppendFrame(w.codec, make([]byte, 0, 64), m)
+	f, err := EncodeFrame(w.codec, m)
 	if err != nil {
 		return err
 	}
-	size := len(head) + len(payload)
+	return w.enqueueFrame(ctx, wait, f)
+}
+
+// enqueueFrame is enqueue for an encoded frame.
+func (w *Writer) enqueueFrame(ctx context.Context, wait bool, f Frame) error {
+	size := len(f.head) + len(f.payload)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for {
@@ -183,6 +244,7 @@ func (w *Writer) enqueue(ctx context.Context, wait bool, m wire.Message) error {
 				return w.err
 			}
 			space := w.space
+			w.waiting = true
 			idle := !w.writing
 			w.mu.Unlock()
 			if idle {
@@ -199,9 +261,9 @@ func (w *Writer) enqueue(ctx context.Context, wait bool, m wire.Message) error {
 			}
 			continue
 		}
-		w.queue = append(w.queue, head)
-		if len(payload) > 0 {
-			w.queue = append(w.queue, payload)
+		w.queue = append(w.queue, f.head)
+		if len(f.payload) > 0 {
+			w.queue = append(w.queue, f.payload)
 		}
 		w.queued += size
 		return nil
@@ -219,11 +281,16 @@ func (w *Writer) flush() {
 	w.writing = true
 	for len(w.queue) > 0 && w.err == nil {
 		bufs := w.queue
-		w.queue, w.queued = nil, 0
+		w.queue, w.queued = w.spare, 0
+		w.spare = nil
 		w.roomLocked()
 		w.mu.Unlock()
 		err := w.write(bufs)
+		clear(bufs) // the frames are written: do not keep them alive
 		w.mu.Lock()
+		if w.spare == nil && cap(bufs) <= maxSpare {
+			w.spare = bufs[:0]
+		}
 		if err != nil {
 			w.err = fmt.Errorf("%w: write: %v", ErrWriterClosed, err)
 			w.roomLocked()
@@ -240,26 +307,41 @@ func (w *Writer) flush() {
 	}
 }
 
-// write writes one batch, bounded by the write timeout.
+// maxSpare bounds the batch slice a Writer keeps for reuse, so one burst
+// of small frames does not pin a large slice.
+const maxSpare = 1024
+
+// write writes one batch, bounded by the write timeout. It consumes a
+// copy of bufs' slice header (w.out, which saves allocating one per
+// write), so bufs itself still holds the batch afterwards.
 func (w *Writer) write(bufs net.Buffers) error {
 	if d, ok := w.conn.(interface{ SetWriteDeadline(time.Time) error }); ok && w.writeTimeout > 0 {
 		if err := d.SetWriteDeadline(time.Now().Add(w.writeTimeout)); err != nil {
 			return err
 		}
 	}
-	_, err := bufs.WriteTo(w.conn)
+	w.out = bufs
+	_, err := w.out.WriteTo(w.conn)
+	w.out = nil
 	return err
 }
 
 // roomLocked wakes the senders waiting for room in the queue.
 func (w *Writer) roomLocked() {
-	close(w.space)
-	w.space = make(chan struct{})
+	if w.waiting {
+		close(w.space)
+		w.space = make(chan struct{})
+		w.waiting = false
+	}
 }
 
 func (w *Writer) run() {
 	defer close(w.done)
 	for range w.wake {
+		// What is queued was sent by someone who does not wait for it:
+		// let the goroutines that are ready run first, so that what they
+		// queue meanwhile shares this write instead of taking one each.
+		runtime.Gosched()
 		w.flush()
 		w.mu.Lock()
 		stop := w.err != nil || w.closing && len(w.queue) == 0 && !w.writing
@@ -278,9 +360,6 @@ func (w *Writer) Close() {
 	w.mu.Lock()
 	w.closing = true
 	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
+	w.wakeUp()
 	<-w.done
 }

@@ -150,6 +150,63 @@ func TestHoldWaitsForTheNextSend(t *testing.T) {
 	}
 }
 
+// TestFrameEncodedOnceForManyWriters queues one encoded frame on two
+// Writers, held on one and sent on the other: each writes the same bytes
+// as if it had encoded the message itself, and SendSoon writes without
+// another send.
+func TestFrameEncodedOnceForManyWriters(t *testing.T) {
+	c := codec(t, wire.Config{})
+	inv := &wire.CInvalidate{TID: 9, OIDs: []byte{0, 0, 0, 0, 0, 0, 0, 3}}
+	f, err := clientproto.EncodeFrame(c, inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held, sent recorder
+	wh := clientproto.NewWriter(&held, c, 1<<20, 0)
+	ws := clientproto.NewWriter(&sent, c, 1<<20, 0)
+	if err := wh.HoldFrame(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.SendFrame(f); err != nil {
+		t.Fatal(err)
+	}
+	answer := &wire.CCommit{ID: 1, TID: 9}
+	if err := wh.SendSoon(context.Background(), answer); err != nil {
+		t.Fatal(err)
+	}
+	// Close writes what is queued before it returns.
+	wh.Close()
+	ws.Close()
+	if want := append(frame(t, c, inv), frame(t, c, answer)...); !bytes.Equal(held.bytes(), want) {
+		t.Fatalf("held, then answered: wrote %x; want %x", held.bytes(), want)
+	}
+	if want := frame(t, c, inv); !bytes.Equal(sent.bytes(), want) {
+		t.Fatalf("sent: wrote %x; want %x", sent.bytes(), want)
+	}
+}
+
+// TestSendSoonWritesByItself: what SendSoon queues goes out without
+// another send or Close.
+func TestSendSoonWritesByItself(t *testing.T) {
+	c := codec(t, wire.Config{})
+	client, server := net.Pipe()
+	w := clientproto.NewWriter(client, c, 1<<20, 0)
+	if err := w.SendSoon(context.Background(), &wire.COK{ID: 5}); err != nil {
+		t.Fatal(err)
+	}
+	_ = server.SetReadDeadline(time.Now().Add(30 * time.Second))
+	b, err := clientproto.ReadFrame(server, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := c.Unmarshal(b); err != nil || m.(*wire.COK).ID != 5 {
+		t.Fatalf("read %v, %v; want the COK", m, err)
+	}
+	_ = client.Close()
+	w.Close()
+	_ = server.Close()
+}
+
 func TestWriterQueueBound(t *testing.T) {
 	c := codec(t, wire.Config{})
 	client, server := net.Pipe() // nobody reads server: writes block

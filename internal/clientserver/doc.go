@@ -9,9 +9,13 @@
 // answer in any order; each carries the client's request id. A transaction
 // is bound to its connection and runs its requests in order on a goroutine
 // of its own, because a vote may wait for the commit lock while the
-// connection's other requests go on; a connection keeps one such goroutine
-// waiting between transactions rather than start one per transaction.
-// Stores are not answered: the first
+// connection's other requests go on; a connection keeps such goroutines
+// waiting between transactions (as many as it recently had transactions
+// open, up to a bound) rather than start one per transaction. A pipelined
+// begin (request id 0) and the stores after it are only queued until the
+// transaction's first request that is answered (or until the queue is
+// full), so the goroutine is woken once for all of them rather than for
+// each. Stores are not answered: the first
 // failing store of a transaction is reported by its vote, so a client
 // streams its stores without a round trip each. A one-step commit
 // (c.votefinish) votes and, if the vote succeeded, finishes at once, so
@@ -35,7 +39,11 @@
 // embedding application or a replica's apply loop commits through with
 // Notifying, or, for a store that cannot be wrapped, run Follow. The
 // invalidation of a client's own commit goes out in the same write as the
-// commit's answer, just before it.
+// commit's answer, just before it. An invalidation is encoded once for
+// every connection, and each connection's writer sends those queued
+// meanwhile in one write. The answer to a commit on a connection with
+// other transactions open is left to the connection's writer, so that
+// the answers of commits finished close together share a write too.
 //
 // # Guarantees
 //

@@ -6,7 +6,9 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/repld/repld/internal/clientproto"
 	"github.com/repld/repld/storage"
+	"github.com/repld/repld/wire"
 )
 
 // Hub fans commit notifications out to the connected clients and tracks the
@@ -24,7 +26,40 @@ type subscriber struct {
 	owner *conn
 	// fn receives each notification; own says the commit was made by
 	// owner's client, which is answered right after (see publish).
-	fn func(tid storage.TID, oids []byte, own bool)
+	fn func(n *notice, own bool)
+}
+
+// notice is one commit's notification as the subscribers receive it. It
+// encodes its invalidation once for all of them: encoding is most of what
+// a notification costs, and every connection sends the same bytes.
+type notice struct {
+	tid  storage.TID
+	oids []byte // 8 bytes big-endian each, ascending
+
+	// encoded holds the invalidation encoded with each codec asked for:
+	// one per server sharing the Hub, usually one.
+	encoded []encodedNotice
+}
+
+// encodedNotice is a notice's invalidation as one codec encodes it.
+type encodedNotice struct {
+	codec *wire.Codec
+	frame clientproto.Frame
+	err   error
+}
+
+// invalidation returns the notice's invalidation encoded with c. Only
+// subscribers call it, one at a time under the Hub's lock, so it is
+// encoded once per commit and server.
+func (n *notice) invalidation(c *wire.Codec) (clientproto.Frame, error) {
+	for _, e := range n.encoded {
+		if e.codec == c {
+			return e.frame, e.err
+		}
+	}
+	f, err := clientproto.EncodeFrame(c, &wire.CInvalidate{TID: uint64(n.tid), OIDs: n.oids})
+	n.encoded = append(n.encoded, encodedNotice{codec: c, frame: f, err: err})
+	return f, err
 }
 
 // NewHub returns a Hub with no subscribers and last TID 0.
@@ -49,12 +84,13 @@ func (h *Hub) publish(origin *conn, tid storage.TID, oids []storage.OID) {
 	for _, oid := range sorted {
 		packed = binary.BigEndian.AppendUint64(packed, uint64(oid))
 	}
+	n := &notice{tid: tid, oids: packed}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	// Subscribers are called under the lock so that all of them see
 	// notifications in the same order; they only queue.
 	for s := range h.subs {
-		s.fn(tid, packed, origin != nil && s.owner == origin)
+		s.fn(n, origin != nil && s.owner == origin)
 	}
 	h.advanceLocked(tid)
 }
@@ -103,7 +139,7 @@ func (h *Hub) Wait(ctx context.Context, tid storage.TID) bool {
 // subscribe registers fn for every later Publish on behalf of owner (nil:
 // none) until the returned function is called. fn runs under the Hub's
 // lock and must not block.
-func (h *Hub) subscribe(owner *conn, fn func(tid storage.TID, oids []byte, own bool)) (unsubscribe func()) {
+func (h *Hub) subscribe(owner *conn, fn func(n *notice, own bool)) (unsubscribe func()) {
 	s := &subscriber{owner: owner, fn: fn}
 	h.mu.Lock()
 	h.subs[s] = struct{}{}

@@ -176,10 +176,12 @@ type conn struct {
 	log    *zap.Logger
 	ctx    context.Context
 	cancel context.CancelFunc
-	// txnCtx is ctx carrying the connection as its transactions' origin.
-	txnCtx context.Context
-	slots  chan struct{}
-	wg     sync.WaitGroup
+	// txnCtx is ctx carrying the connection as its transactions' origin;
+	// abortCtx is txnCtx without its cancellation, to abort with once the
+	// connection has ended.
+	txnCtx, abortCtx context.Context
+	slots            chan struct{}
+	wg               sync.WaitGroup
 
 	// idle holds the way to a transaction goroutine waiting for work.
 	idle chan chan start
@@ -194,23 +196,27 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		s: s, nc: nc, w: clientproto.NewWriter(nc, s.codec, s.cfg.MaxQueued, s.cfg.WriteTimeout),
 		log: s.log.With(zap.Stringer("client", nc.RemoteAddr())), ctx: ctx, cancel: cancel,
 		slots: make(chan struct{}, s.cfg.MaxInFlight), txns: make(map[uint64]*worker),
-		idle: make(chan chan start, 1),
+		idle: make(chan chan start, idleWorkers),
 	}
 	c.txnCtx = context.WithValue(ctx, originKey{}, c)
+	c.abortCtx = context.WithoutCancel(c.txnCtx)
 	return c
 }
 
 // serve reads requests until the connection ends, then aborts the
 // connection's transactions.
 func (c *conn) serve() {
-	unsubscribe := c.s.hub.subscribe(c, func(tid storage.TID, oids []byte, own bool) {
-		m := &wire.CInvalidate{TID: uint64(tid), OIDs: oids}
-		send := c.w.Send
-		if own {
+	unsubscribe := c.s.hub.subscribe(c, func(n *notice, own bool) {
+		f, err := n.invalidation(c.s.codec)
+		switch {
+		case err != nil:
+		case own:
 			// The commit's answer follows at once and writes both.
-			send = c.w.Hold
+			err = c.w.HoldFrame(f)
+		default:
+			err = c.w.SendFrame(f)
 		}
-		if err := send(m); err != nil {
+		if err != nil {
 			c.log.Warn("dropping a client that does not keep up", zap.Error(err))
 			_ = c.nc.Close()
 		}
@@ -258,6 +264,26 @@ func (c *conn) serve() {
 // send it ends the connection.
 func (c *conn) send(m wire.Message) {
 	if err := c.w.SendWait(c.ctx, m); err != nil {
+		if !errors.Is(err, clientproto.ErrWriterClosed) {
+			c.log.Warn("cannot answer a client; dropping it", zap.Error(err))
+		}
+		_ = c.nc.Close()
+	}
+}
+
+// sendCommitted answers a finished transaction. While the connection has
+// other transactions open, their answers are likely to follow soon, so
+// the answer is left to the writer's goroutine, which writes those that
+// are ready by then together; otherwise it is written at once.
+func (c *conn) sendCommitted(m wire.Message) {
+	c.mu.Lock()
+	others := len(c.txns) > 0
+	c.mu.Unlock()
+	if !others {
+		c.send(m)
+		return
+	}
+	if err := c.w.SendSoon(c.ctx, m); err != nil {
 		if !errors.Is(err, clientproto.ErrWriterClosed) {
 			c.log.Warn("cannot answer a client; dropping it", zap.Error(err))
 		}

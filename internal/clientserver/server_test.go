@@ -263,3 +263,41 @@ func TestVoteFinish(t *testing.T) {
 		t.Fatalf("answer %+v; want a commit after %x", next, commit.TID)
 	}
 }
+
+// TestPipelinedTransactions streams, on one connection, several pipelined
+// transactions at once, one with more stores than a transaction queues,
+// then commits each in one step: every store is applied, and every commit
+// is answered.
+func TestPipelinedTransactions(t *testing.T) {
+	srv, store := start(t, clientserver.Config{})
+	c := dial(t, srv)
+	const txns, stores = 4, 200
+	for txn := uint64(1); txn <= txns; txn++ {
+		c.send(&wire.CBegin{Txn: txn})
+	}
+	for i := range stores {
+		for txn := uint64(1); txn <= txns; txn++ {
+			if txn > 1 && i > 0 {
+				continue // one store each, but for transaction 1
+			}
+			c.send(&wire.CStore{Txn: txn, OID: txn<<16 | uint64(i), Data: []byte{byte(i)}})
+		}
+	}
+	for txn := uint64(1); txn <= txns; txn++ {
+		c.send(&wire.CVoteFinish{ID: txn, Txn: txn})
+	}
+	committed := make(map[uint64]bool)
+	for len(committed) < txns {
+		m, ok := c.recvAnswer().(*wire.CCommit)
+		if !ok || m.ID < 1 || m.ID > txns || committed[m.ID] {
+			t.Fatalf("answer %+v; want one CCommit for each of requests 1 to %d", m, txns)
+		}
+		committed[m.ID] = true
+	}
+	for i := range stores {
+		data, _, err := store.Load(context.Background(), storage.OID(1<<16|i))
+		if err != nil || len(data) != 1 || data[0] != byte(i) {
+			t.Fatalf("Load of store %d: %x, %v", i, data, err)
+		}
+	}
+}

@@ -13,11 +13,20 @@ import (
 // waits for an answer after its stores, so only stores queue up.
 const txnQueue = 64
 
+// idleWorkers bounds the transaction goroutines a connection keeps waiting
+// for its next begin. A client that commits from many goroutines over one
+// connection has that many transactions open at once; keeping as many
+// goroutines saves starting one, and growing its stack, per transaction.
+const idleWorkers = 64
+
 // worker runs one transaction of a connection: its requests in order, on
 // a goroutine of its own, because Vote may wait for the commit lock while
 // the connection's other requests go on.
 type worker struct {
 	ops chan wire.Message
+	// pending is the transaction's begin while no goroutine runs it yet
+	// (then nil). Only the connection's reader uses it.
+	pending *wire.CBegin
 }
 
 // start hands a transaction to a goroutine.
@@ -39,22 +48,35 @@ func (c *conn) begin(m *wire.CBegin) error {
 		c.sendErr(m.ID, fmt.Errorf("%d transactions open on one connection: finish or abort one first", len(c.txns)))
 		return nil
 	}
-	w := &worker{ops: make(chan wire.Message, txnQueue)}
+	w := &worker{ops: make(chan wire.Message, txnQueue), pending: m}
 	c.txns[m.Txn] = w
-	select {
-	case next := <-c.idle:
-		next <- start{b: m, w: w} // buffered: never blocks
-	default:
-		c.wg.Add(1)
-		go c.work(start{b: m, w: w})
+	if m.ID != 0 {
+		// The client waits for the begin's answer.
+		c.run(w)
 	}
 	return nil
 }
 
+// run hands a pending transaction to a goroutine. A pipelined begin and
+// the stores that follow it are only queued until a request that needs
+// an answer (or a full queue): the transaction's goroutine is woken
+// once for its begin, stores and vote, rather than for each.
+func (c *conn) run(w *worker) {
+	s := start{b: w.pending, w: w}
+	w.pending = nil
+	select {
+	case next := <-c.idle:
+		next <- s // buffered: never blocks
+	default:
+		c.wg.Add(1)
+		go c.work(s)
+	}
+}
+
 // work runs transactions, the first s, until the connection ends. Between
-// two it waits for the connection's next begin, unless another goroutine
-// waits already: reusing a goroutine saves starting one, and growing its
-// stack, for each transaction.
+// two it waits for the connection's next begin, unless idleWorkers
+// goroutines wait already: reusing a goroutine saves starting one, and
+// growing its stack, for each transaction.
 func (c *conn) work(s start) {
 	defer c.wg.Done()
 	next := make(chan start, 1)
@@ -85,9 +107,16 @@ func (c *conn) toTxn(txn, id uint64, m wire.Message) error {
 		c.sendErr(id, fmt.Errorf("transaction %d is not open: %w", txn, storage.ErrTxnState))
 		return nil
 	}
+	_, store := m.(*wire.CStore)
+	if w.pending != nil && len(w.ops) == cap(w.ops) {
+		c.run(w)
+	}
 	select {
 	case w.ops <- m:
 	case <-c.ctx.Done():
+	}
+	if w.pending != nil && !store {
+		c.run(w)
 	}
 	return nil
 }
@@ -118,7 +147,7 @@ func (c *conn) runTxn(b *wire.CBegin, w *worker) {
 	if txn != nil {
 		// Aborting a finished transaction does nothing, so this only cleans
 		// up after a dropped connection or an error.
-		defer func() { _ = txn.Abort(context.WithoutCancel(ctx)) }()
+		defer func() { _ = txn.Abort(c.abortCtx) }()
 	}
 	failed := err // the failed begin or first failed store, reported by the vote
 	for m := range w.ops {
@@ -183,7 +212,7 @@ func (c *conn) finished(txn, id uint64) func(storage.Commit, error) bool {
 		switch {
 		case err == nil:
 			c.forget(txn)
-			c.send(&wire.CCommit{ID: id, TID: uint64(cm.TID), Chain: wire.Chain(cm.Chain)})
+			c.sendCommitted(&wire.CCommit{ID: id, TID: uint64(cm.TID), Chain: wire.Chain(cm.Chain)})
 			return true
 		case cm.TID != 0:
 			// Committed, but something after the commit failed (a

@@ -2,11 +2,14 @@ package remote_test
 
 import (
 	"context"
+	"fmt"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/repld/repld/internal/clientserver"
+	"github.com/repld/repld/internal/cputime"
 	"github.com/repld/repld/storage"
 	"github.com/repld/repld/storage/remote"
 )
@@ -102,6 +105,71 @@ func BenchmarkCommitParallel(b *testing.B) {
 					serial = c.TID
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkCommitClients commits one 100-byte object per transaction in
+// one step (storage.CommitTxn), from 1 or 16 goroutines sharing one client
+// (one connection, as the benchmark table's rows use) or each with a client
+// of its own (every commit invalidates on 16 connections). Client and
+// server run in this process, so cpu-ns/op is what one commit costs both
+// sides together.
+func BenchmarkCommitClients(b *testing.B) {
+	ctx := context.Background()
+	data := make([]byte, 100)
+	for _, bc := range []struct {
+		name             string
+		workers, clients int
+	}{
+		{"1-client", 1, 1},
+		{"16-goroutines-1-client", 16, 1},
+		{"16-clients", 16, 16},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := serve(b, "", clientserver.Config{Store: memStore(b)})
+			clients := make([]storage.Storage, bc.clients)
+			for i := range clients {
+				clients[i] = open(b, remote.Config{Primary: []string{s.Addr().String()}, CacheObjects: -1})
+			}
+			b.SetBytes(int64(len(data)))
+			var next atomic.Int64
+			next.Store(-1)
+			var wg sync.WaitGroup
+			errs := make(chan error, bc.workers)
+			cpu0, cpuOK := cputime.Process()
+			b.ResetTimer()
+			for w := range bc.workers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c := clients[w%len(clients)]
+					oid := storage.OID(w + 1)
+					var serial storage.TID
+					for next.Add(1) < int64(b.N) {
+						txn, err := c.Begin(ctx, storage.TxnMeta{})
+						if err == nil {
+							_ = txn.Store(ctx, oid, serial, data)
+							var cm storage.Commit
+							cm, err = storage.CommitTxn(ctx, txn)
+							serial = cm.TID
+						}
+						if err != nil {
+							errs <- fmt.Errorf("worker %d: %w", w, err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			if cpu1, ok := cputime.Process(); ok && cpuOK {
+				b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
+			}
+			close(errs)
+			for err := range errs {
+				b.Fatal(err)
+			}
 		})
 	}
 }

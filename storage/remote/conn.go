@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -222,10 +223,16 @@ func (cn *conn) txnNumber() uint64 {
 // returned as its error.
 func (cn *conn) roundTrip(ctx context.Context, build func(id uint64) wire.Message) (wire.Message, []wire.Message, error) {
 	cn.c.stats.calls.Add(1)
+	// A call without a deadline waits for its answer up to CallTimeout. A
+	// timer does that more cheaply than a context with a deadline, which
+	// would cost this, the most frequent path, several allocations; the
+	// wait for room in the send queue before it is bounded all the same,
+	// by the writer's timeout (also CallTimeout).
+	var expired <-chan time.Time
 	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, cn.c.cfg.CallTimeout)
-		defer cancel()
+		t := time.NewTimer(cn.c.cfg.CallTimeout)
+		defer t.Stop()
+		expired = t.C
 	}
 	cn.mu.Lock()
 	if cn.calls == nil {
@@ -250,6 +257,9 @@ func (cn *conn) roundTrip(ctx context.Context, build func(id uint64) wire.Messag
 	case <-ctx.Done():
 		cn.forget(id)
 		return nil, nil, ctx.Err()
+	case <-expired:
+		cn.forget(id)
+		return nil, nil, context.DeadlineExceeded
 	}
 	switch m := cl.final.(type) {
 	case nil:

@@ -70,14 +70,19 @@ func (c *Client) Begin(ctx context.Context, meta storage.TxnMeta) (storage.Txn, 
 // check returns the error of a call in the wrong state, or on a closed
 // client or lost connection.
 func (t *txn) check(op string, want txnState) error {
+	return opErr(op, t.checkState(want))
+}
+
+// checkState is check without the operation's name.
+func (t *txn) checkState(want txnState) error {
 	switch {
 	case t.c.isClosed():
-		return opErr(op, errClosed)
+		return errClosed
 	case t.state != want:
-		return opErr(op, fmt.Errorf("transaction is %s: %w", t.stateName(), storage.ErrTxnState))
+		return fmt.Errorf("transaction is %s: %w", t.stateName(), storage.ErrTxnState)
 	case !t.cn.alive():
 		t.state = txnDone
-		return opErr(op, t.cn.lostErr())
+		return t.cn.lostErr()
 	}
 	return nil
 }
@@ -102,9 +107,11 @@ func (t *txn) end() {
 // Store streams the revision to the primary without waiting: a store the
 // node refuses is reported by Vote.
 func (t *txn) Store(ctx context.Context, oid storage.OID, serial storage.TID, data []byte) error {
-	op := "store " + oid.String()
-	if err := t.check(op, txnOpen); err != nil {
-		return err
+	// The operation's name is only built for an error: Store is the one
+	// call made per object.
+	op := func() string { return "store " + oid.String() }
+	if err := t.checkState(txnOpen); err != nil {
+		return opErr(op(), err)
 	}
 	if t.storeErr != nil {
 		return nil
@@ -112,9 +119,9 @@ func (t *txn) Store(ctx context.Context, oid storage.OID, serial storage.TID, da
 	if err := t.cn.queue(ctx, &wire.CStore{Txn: t.num, OID: uint64(oid), Serial: uint64(serial), Data: data}); err != nil {
 		if errors.Is(err, ErrDisconnected) || errors.Is(err, storage.ErrClosed) {
 			t.state = txnDone
-			return opErr(op, err)
+			return opErr(op(), err)
 		}
-		t.storeErr = opErr(op, err)
+		t.storeErr = opErr(op(), err)
 		return nil
 	}
 	t.oids = append(t.oids, oid)
