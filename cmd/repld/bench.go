@@ -319,12 +319,15 @@ durable badgerstore in a temporary directory: the local badgerstore alone
 (the baseline), then a primary with 0, 1 and 2 replicas in each sync mode
 (k=1), under small (1 × 100 B), medium (10 × 1 KiB) and large (1 × 16 MiB)
 transactions with 1 and 16 clients (large with 1 client), each row with its
-ratio to the local-only row of the same workload; then the catch-up speed of
-a replica stopped for --catch-up-txns transactions and the full resync speed
-of an empty replica; then the issue's targets. Replicated rows reach the
-primary through the network client (--path remote) or, to tell the client
-protocol's cost from replication's, as an embedded primary (--path
-embedded). Progress goes to stderr, the table to stdout. The full table
+ratio to the local-only row of the same workload and path; then the
+catch-up speed of a replica stopped for --catch-up-txns transactions and the
+full resync speed of an empty replica; then the issue's targets. Replicated
+rows reach the primary through the network client (--path remote; the
+local badgerstore is then measured both in process and behind the same
+client server, and the replicated rows are compared with the latter) or,
+to tell the client protocol's cost from replication's, as an embedded
+primary (--path embedded). Progress goes to stderr, the table to stdout.
+The full table
 takes about five minutes and loads the whole machine: compare numbers
 within one run only.`,
 		Example: `  make bench

@@ -35,13 +35,13 @@ func clientLag(c *remote.Client, replicas int) string {
 		st.ReplicaReads, st.ReplicaFallbacks)
 }
 
-// benchConnect returns how the table's replicated rows reach the primary:
-// a client server on a loopback port in front of the primary and the
-// network client connected to it. The rows only write, so the client is
-// given no replicas.
+// benchConnect returns how the table's rows reach their store (the
+// primary, or the local badgerstore of the baseline): a client server on a
+// loopback port in front of it and the network client connected to it.
+// The rows only write, so the client is given no replicas.
 func benchConnect(log *zap.Logger) func(context.Context, benchtable.Nodes) (storage.Storage, string, func() error, error) {
 	return func(ctx context.Context, n benchtable.Nodes) (storage.Storage, string, func() error, error) {
-		srv, err := clientserver.Listen("127.0.0.1:0", clientserver.Config{Store: n.Primary, Logger: log})
+		srv, err := clientserver.Listen("127.0.0.1:0", clientserver.Config{Store: n.Store, Logger: log})
 		if err != nil {
 			return nil, "", nil, err
 		}

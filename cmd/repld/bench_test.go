@@ -159,7 +159,7 @@ func TestBenchTableRemotePath(t *testing.T) {
 	tab, err := benchtable.Run(t.Context(), benchtable.Config{
 		Dir:         t.TempDir(),
 		RowDuration: 100 * time.Millisecond,
-		Workloads:   []benchtable.Workload{{Name: "small", Clients: 2, ObjectsPerTxn: 1, ObjectSize: 100}},
+		Workloads:   []benchtable.Workload{{Name: "small", Clients: 1, ObjectsPerTxn: 1, ObjectSize: 100}},
 		Setups:      []benchtable.Setup{{Local: true}, {Replicas: 1, Mode: primary.Applied}},
 		CatchUpTxns: -1,
 		Connect:     benchConnect(zap.NewNop()),
@@ -167,8 +167,27 @@ func TestBenchTableRemotePath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(tab.Rows) != 2 || tab.Rows[1].Path != "remote" || tab.Rows[1].Result.Commits == 0 {
+	// The in-process baseline, the baseline over the network client and
+	// the replicated row, compared with the second.
+	if len(tab.Rows) != 3 {
+		t.Fatalf("%d rows, want 3: %+v", len(tab.Rows), tab.Rows)
+	}
+	local, remoteLocal, applied := tab.Rows[0], tab.Rows[1], tab.Rows[2]
+	if local.Path != "local" || remoteLocal.Setup != "local badger" || remoteLocal.Path != "remote" || applied.Path != "remote" {
 		t.Fatalf("rows %+v", tab.Rows)
+	}
+	for _, r := range tab.Rows {
+		if r.Result.Commits == 0 {
+			t.Fatalf("row %s on %s measured nothing", r.Setup, r.Path)
+		}
+	}
+	want := applied.Result.CommitsPerSec() / remoteLocal.Result.CommitsPerSec()
+	if applied.Ratio != want {
+		t.Fatalf("replicated row's ratio %v, want %v (against the baseline on its path)", applied.Ratio, want)
+	}
+	p50 := tab.Targets[1]
+	if p50.Source == "" || p50.Got != applied.P50Ratio || p50.InProcess <= 0 {
+		t.Fatalf("p50 target %+v", p50)
 	}
 }
 

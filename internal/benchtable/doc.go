@@ -3,13 +3,13 @@
 // in its own temporary directory, removed after its row.
 //
 // The table has one row per setup and workload: the local badgerstore alone
-// (no network: the baseline), and a primary with 0, 1 and 2 replicas in
+// (no replication: the baseline), and a primary with 0, 1 and 2 replicas in
 // each sync mode (async, received, applied; k=1), each under the workloads
 // small (1 object of 100 B per transaction), medium (10 objects of 1 KiB)
 // and large (1 object of 16 MiB) with 1 and 16 clients (large with 1 client
 // only, so the table runs in minutes). Every row carries its ratios to the
-// local-only row of the same workload: commits per second (higher is
-// better) and p50 latency (lower is better), and the time the slowest
+// local-only row of the same workload and path: commits per second (higher
+// is better) and p50 latency (lower is better), and the time the slowest
 // replica still needed, after the workload stopped, to apply everything
 // (the lag at the end).
 //
@@ -24,7 +24,12 @@
 // storage/remote, talking to a client server in front of the primary), and
 // through the embedded primary otherwise (the application and the primary
 // share the process; replication still travels over TCP). The PATH column
-// says which: local, embedded or remote.
+// says which: local, embedded or remote. With Config.Connect the local
+// badgerstore is measured twice, in process and behind the same client
+// server, and the replicated rows are compared with the second, so that
+// their ratios are what replication costs; the second's own ratios, to
+// the first, are what the network client costs. The targets on ratios
+// give both.
 //
 // The numbers are comparable only within one run: the machine is shared and
 // noisy, which is why every row is given as a ratio to a baseline measured

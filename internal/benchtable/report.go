@@ -9,11 +9,12 @@ import (
 	"github.com/repld/repld/primary"
 )
 
-// find returns the row of setup s and workload name with clients clients.
-func (t *Table) find(s Setup, name string, clients int) *Row {
+// find returns the row of setup s and workload name with clients clients
+// (on path, unless path is empty).
+func (t *Table) find(s Setup, name string, clients int, path string) *Row {
 	for i := range t.Rows {
 		r := &t.Rows[i]
-		if r.Setup == s.String() && r.Workload.Name == name && r.Workload.Clients == clients {
+		if r.Setup == s.String() && r.Workload.Name == name && r.Workload.Clients == clients && (path == "" || r.Path == path) {
 			return r
 		}
 	}
@@ -25,21 +26,36 @@ func (t *Table) find(s Setup, name string, clients int) *Row {
 func evaluate(t *Table) []Target {
 	applied1 := Setup{Replicas: 1, Mode: primary.Applied}
 	var out []Target
-	add := func(name, want, unit string, row *Row, got func(*Row) float64, met func(float64) bool) {
+	add := func(name, want, unit string, row *Row, got func(*Row) float64, met func(float64) bool) *Target {
 		tg := Target{Name: name, Want: want, Unit: unit}
 		if row != nil {
 			tg.Got = got(row)
 			tg.Met = met(tg.Got)
-			tg.Source = fmt.Sprintf("%s, %s, %d clients", row.Setup, row.Workload.Name, row.Workload.Clients)
+			tg.Source = fmt.Sprintf("%s, %s, %d clients, %s", row.Setup, row.Workload.Name, row.Workload.Clients, row.Path)
 		}
 		out = append(out, tg)
+		return &out[len(out)-1]
 	}
-	add("applied, 1 replica, small txns, 16 clients: commits/s vs local-only", ">= 0.70", "×",
-		t.find(applied1, "small", 16), func(r *Row) float64 { return r.Ratio }, func(v float64) bool { return v >= 0.7 })
-	add("applied, 1 replica, 1 client: p50 latency vs local-only", "<= 3.00", "×",
-		t.find(applied1, "small", 1), func(r *Row) float64 { return r.P50Ratio }, func(v float64) bool { return v > 0 && v <= 3 })
+	// inProcess sets tg.InProcess to row's measure against the
+	// in-process local row, when row went through the network client.
+	inProcess := func(tg *Target, row *Row, measure func(row, local *Row) float64) {
+		if row == nil || row.Path == "embedded" {
+			return
+		}
+		if local := t.find(Setup{Local: true}, row.Workload.Name, row.Workload.Clients, "local"); local != nil {
+			tg.InProcess = measure(row, local)
+		}
+	}
+	small16 := t.find(applied1, "small", 16, "")
+	tg := add("applied, 1 replica, small txns, 16 clients: commits/s vs local-only on the same path", ">= 0.70", "×",
+		small16, func(r *Row) float64 { return r.Ratio }, func(v float64) bool { return v >= 0.7 })
+	inProcess(tg, small16, func(r, l *Row) float64 { return ratio(r.Result.CommitsPerSec(), l.Result.CommitsPerSec()) })
+	small1 := t.find(applied1, "small", 1, "")
+	tg = add("applied, 1 replica, 1 client: p50 latency vs local-only on the same path", "<= 3.00", "×",
+		small1, func(r *Row) float64 { return r.P50Ratio }, func(v float64) bool { return v > 0 && v <= 3 })
+	inProcess(tg, small1, func(r, l *Row) float64 { return ratio(float64(r.Result.Commit.P50), float64(l.Result.Commit.P50)) })
 	add("16 MiB objects replicated (applied, 1 replica)", ">= 500", "MB/s",
-		t.find(applied1, "large", 1), func(r *Row) float64 { return r.Result.MBPerSec() }, func(v float64) bool { return v >= 500 })
+		t.find(applied1, "large", 1, ""), func(r *Row) float64 { return r.Result.MBPerSec() }, func(v float64) bool { return v >= 500 })
 	cu := Target{Name: "catch-up of a stopped replica", Want: ">= 50000", Unit: "txns/s"}
 	if t.CatchUp != nil {
 		cu.Got = t.CatchUp.TxnsPerSec()
@@ -93,6 +109,9 @@ func (t *Table) Print(w io.Writer) error {
 		}
 		if tg.Source != "" {
 			got = fmt.Sprintf("%.2f %s", tg.Got, tg.Unit)
+		}
+		if tg.InProcess > 0 {
+			got += fmt.Sprintf(" (against the in-process local badgerstore: %.2f %s)", tg.InProcess, tg.Unit)
 		}
 		fmt.Fprintf(tw, "  %s\t%s\twant %s\t%s\n", verdict, tg.Name, tg.Want, got)
 	}

@@ -85,8 +85,11 @@ func DefaultSetups() []Setup {
 	return s
 }
 
-// Nodes are the running primary and replicas of a row, for Config.Connect.
+// Nodes are what a row runs against, for Config.Connect: the store the
+// clients commit to (the primary, or the local badgerstore of the
+// baseline) and, in a replicated row, the primary and its replicas.
 type Nodes struct {
+	Store    storage.Storage
 	Primary  *primary.Primary
 	Replicas []*replica.Replica
 }
@@ -111,10 +114,13 @@ type Config struct {
 	// ResyncLarge is how many 16 MiB objects the primary commits on top
 	// before the full resync; 0 means DefaultResyncLarge, negative none.
 	ResyncLarge int
-	// Connect, if set, returns the storage a replicated row's clients use
-	// (a network client to the nodes' client ports), the path name the
-	// table shows for it, and a function that releases it. Nil runs the
-	// workload against the embedded primary.
+	// Connect, if set, returns the storage a row's clients use (a network
+	// client to a client port in front of Nodes.Store), the path name the
+	// table shows for it, and a function that releases it. Every
+	// replicated row goes through it, and so does a second baseline row of
+	// the local badgerstore: replicated rows are compared with the local
+	// row of their own path. Nil runs the workload against the embedded
+	// primary.
 	Connect func(ctx context.Context, n Nodes) (s storage.Storage, path string, release func() error, err error)
 	// Progress, if set, receives one line per finished measurement while
 	// the table runs.
@@ -179,8 +185,10 @@ type Row struct {
 	Path     string         `json:"path"`
 	Workload Workload       `json:"workload"`
 	Result   loadgen.Result `json:"result"`
-	// Ratio is commits/s over the local-only row's of the same workload,
-	// P50Ratio the p50 commit latency over the local-only row's.
+	// Ratio is commits/s over the local-only row's of the same workload
+	// and path, P50Ratio the p50 commit latency over that row's. The
+	// local-only row of a Config.Connect path is compared with the
+	// in-process one: its ratios are the network client's cost.
 	Ratio    float64 `json:"ratio"`
 	P50Ratio float64 `json:"p50_ratio"`
 	// Lag is how long after the workload stopped the slowest replica
@@ -221,6 +229,11 @@ type Target struct {
 	Unit   string  `json:"unit"`
 	Met    bool    `json:"met"`
 	Source string  `json:"source"` // the row it comes from; empty if not measured
+	// InProcess is a ratio target's measure against the in-process local
+	// badgerstore, where the row went through the network client (and
+	// Got is against the local badgerstore behind that client); 0
+	// otherwise.
+	InProcess float64 `json:"in_process,omitempty"`
 }
 
 // Table is the result of a run.
@@ -251,15 +264,20 @@ type runner struct {
 
 func (r *runner) run(ctx context.Context) error {
 	for _, w := range r.cfg.Workloads {
-		base, err := r.row(ctx, Setup{Local: true}, w, nil)
+		base, err := r.row(ctx, Setup{Local: true}, w, nil, false)
 		if err != nil {
 			return err
+		}
+		if r.cfg.Connect != nil {
+			if base, err = r.row(ctx, Setup{Local: true}, w, &base, true); err != nil {
+				return err
+			}
 		}
 		for _, s := range r.cfg.Setups {
 			if s.Local {
 				continue
 			}
-			if _, err := r.row(ctx, s, w, &base); err != nil {
+			if _, err := r.row(ctx, s, w, &base, r.cfg.Connect != nil); err != nil {
 				return err
 			}
 		}
@@ -275,9 +293,10 @@ func (r *runner) tempDir(name string) (string, error) {
 	return os.MkdirTemp(r.cfg.Dir, "repld-bench-"+name+"-")
 }
 
-// row measures workload w on setup s and appends the row; base is the
-// local-only row of w (nil while measuring it).
-func (r *runner) row(ctx context.Context, s Setup, w Workload, base *Row) (Row, error) {
+// row measures workload w on setup s, through Config.Connect if connect
+// is set, and appends the row; base is the row its ratios are to (nil
+// while measuring the first baseline).
+func (r *runner) row(ctx context.Context, s Setup, w Workload, base *Row, connect bool) (Row, error) {
 	row := Row{Setup: s.String(), Replicas: s.Replicas, Mode: s.Mode.String(), Workload: w, Ratio: 1, P50Ratio: 1}
 	if s.Local || s.Replicas == 0 {
 		row.Mode = "-"
@@ -289,10 +308,9 @@ func (r *runner) row(ctx context.Context, s Setup, w Workload, base *Row) (Row, 
 	defer os.RemoveAll(dir)
 	lc := loadgen.Config{Clients: w.Clients, Duration: r.cfg.RowDuration, ObjectSize: w.ObjectSize, ObjectsPerTxn: w.ObjectsPerTxn}
 	if s.Local {
-		row.Path = "local"
-		err = r.local(ctx, dir, lc, &row)
+		err = r.local(ctx, dir, lc, &row, connect)
 	} else {
-		err = r.replicated(ctx, dir, s, lc, &row)
+		err = r.replicated(ctx, dir, s, lc, &row, connect)
 	}
 	if err != nil {
 		return row, fmt.Errorf("%s, %s with %d clients: %w", s, w.Name, w.Clients, err)
@@ -302,19 +320,39 @@ func (r *runner) row(ctx context.Context, s Setup, w Workload, base *Row) (Row, 
 		row.P50Ratio = ratio(float64(row.Result.Commit.P50), float64(base.Result.Commit.P50))
 	}
 	r.t.Rows = append(r.t.Rows, row)
-	fmt.Fprintf(r.cfg.Progress, "%-22s %-7s %2d clients: %9.0f commits/s (×%.2f), p50 %v, lag %v, CPU %v per commit\n",
-		row.Setup, w.Name, w.Clients, row.Result.CommitsPerSec(), row.Ratio, row.Result.Commit.P50, row.Lag.Round(time.Millisecond), row.CPUPerCommit.Round(time.Microsecond))
+	fmt.Fprintf(r.cfg.Progress, "%-22s %-8s %-7s %2d clients: %9.0f commits/s (×%.2f), p50 %v, lag %v, CPU %v per commit\n",
+		row.Setup, row.Path, w.Name, w.Clients, row.Result.CommitsPerSec(), row.Ratio, row.Result.Commit.P50, row.Lag.Round(time.Millisecond), row.CPUPerCommit.Round(time.Microsecond))
 	return row, nil
 }
 
-// local runs lc against a badgerstore alone.
-func (r *runner) local(ctx context.Context, dir string, lc loadgen.Config, row *Row) error {
+// local runs lc against a badgerstore alone, in process or through
+// Config.Connect.
+func (r *runner) local(ctx context.Context, dir string, lc loadgen.Config, row *Row, connect bool) (err error) {
 	store, err := openBadger(ctx, dir, r.cfg.Logger)
 	if err != nil {
 		return err
 	}
-	err = runLoad(ctx, store, lc, row)
-	return errors.Join(err, store.Close())
+	defer func() { err = errors.Join(err, store.Close()) }()
+	row.Path = "local"
+	s, release, err := r.connect(ctx, Nodes{Store: store}, connect, row)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, release()) }()
+	return runLoad(ctx, s, lc, row)
+}
+
+// connect returns the storage a row's clients use: n.Store itself, or,
+// if connect is set, what Config.Connect makes of it (and sets the row's
+// path); release releases it.
+func (r *runner) connect(ctx context.Context, n Nodes, connect bool, row *Row) (s storage.Storage, release func() error, err error) {
+	if !connect {
+		return n.Store, func() error { return nil }, nil
+	}
+	if s, row.Path, release, err = r.cfg.Connect(ctx, n); err != nil {
+		return nil, nil, fmt.Errorf("connect: %w", err)
+	}
+	return s, release, nil
 }
 
 // runLoad runs lc against store into row, with its CPU time per commit.
@@ -335,26 +373,24 @@ func ratio(a, b float64) float64 {
 }
 
 // replicated runs lc against a primary with s.Replicas replicas, through
-// Config.Connect if set, and measures the replicas' lag at the end.
-func (r *runner) replicated(ctx context.Context, dir string, s Setup, lc loadgen.Config, row *Row) (err error) {
+// Config.Connect if connect is set, and measures the replicas' lag at the
+// end.
+func (r *runner) replicated(ctx context.Context, dir string, s Setup, lc loadgen.Config, row *Row, connect bool) (err error) {
 	c, err := startCluster(ctx, dir, s.Mode, s.Replicas, r.cfg.Logger)
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
 	defer func() { err = errors.Join(err, c.close()) }()
-	var store storage.Storage = c.p
-	row.Path = "embedded"
-	if r.cfg.Connect != nil {
-		n := Nodes{Primary: c.p}
-		for _, x := range c.reps {
-			n.Replicas = append(n.Replicas, x.rep)
-		}
-		var release func() error
-		if store, row.Path, release, err = r.cfg.Connect(ctx, n); err != nil {
-			return fmt.Errorf("connect: %w", err)
-		}
-		defer func() { err = errors.Join(err, release()) }()
+	n := Nodes{Store: c.p, Primary: c.p}
+	for _, x := range c.reps {
+		n.Replicas = append(n.Replicas, x.rep)
 	}
+	row.Path = "embedded"
+	store, release, err := r.connect(ctx, n, connect, row)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, release()) }()
 	if err := runLoad(ctx, store, lc, row); err != nil {
 		return err
 	}
