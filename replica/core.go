@@ -59,6 +59,13 @@ type restorer interface {
 	Restore(ctx context.Context, txns []storage.Transaction) (int, error)
 }
 
+// deferredRestorer is a restorer that can return before the transactions
+// it wrote are durable (badgerstore can): the replica then writes the
+// next batch while this one's sync runs, as live finishes pipeline.
+type deferredRestorer interface {
+	RestoreDeferred(ctx context.Context, txns []storage.Transaction) (n int, wait func() error, err error)
+}
+
 // Bounds of a batch of replayed transactions for the restorer: it is
 // written when it reaches either, or when no message is waiting.
 const (
@@ -98,6 +105,7 @@ type core struct {
 	// restore is the store's restorer, if it has one; batch holds the
 	// finished replays not yet given to it, batchBytes their data size.
 	restore    restorer
+	deferred   deferredRestorer
 	batch      []storage.Transaction
 	batchBytes int
 	// primaryTID is the primary's last TID from its heartbeats.
@@ -135,6 +143,7 @@ const maxUnsynced = 64
 func newCore(store storage.Storage, env coreEnv, log *zap.Logger, epoch uint64, lastTID storage.TID, q *Quarantine) *core {
 	c := &core{store: store, env: env, log: log, epoch: epoch, lastTID: lastTID, quarantine: q, inflight: map[uint64]*pending{}}
 	c.restore, _ = store.(restorer)
+	c.deferred, _ = store.(deferredRestorer)
 	return c
 }
 
@@ -178,10 +187,15 @@ func (c *core) startWaits() {
 }
 
 // flushBatch gives the batch of replayed transactions to the restorer and
-// acknowledges what it made durable.
+// acknowledges what it made durable. A deferred restorer's sync is waited
+// for in a goroutine, which acknowledges the batch applied: the next
+// batch is written meanwhile.
 func (c *core) flushBatch(ctx context.Context) *failure {
 	if len(c.batch) == 0 {
 		return nil
+	}
+	if c.deferred != nil {
+		return c.flushBatchDeferred(ctx)
 	}
 	if f := c.drain(); f != nil {
 		return f
@@ -200,6 +214,50 @@ func (c *core) flushBatch(ctx context.Context) *failure {
 		failed = batch[n].TID
 	}
 	clear(batch) // drops the object data
+	if err != nil {
+		return storageFailure(0, failed, fmt.Sprintf("restore at %s", failed), err)
+	}
+	return nil
+}
+
+// flushBatchDeferred is flushBatch over a deferred restorer.
+func (c *core) flushBatchDeferred(ctx context.Context) *failure {
+	// Earlier commits need only be written, not durable, before these:
+	// a failure of theirs is seen here, or in the store's error.
+	c.startWaits()
+	if f := c.pipelineFailure(); f != nil {
+		return f
+	}
+	batch := c.batch
+	c.batch, c.batchBytes = c.batch[:0], 0
+	n, wait, err := c.deferred.RestoreDeferred(ctx, batch)
+	tids := make([]storage.TID, n)
+	for i := range tids {
+		tids[i] = batch[i].TID
+	}
+	var failed storage.TID
+	if n < len(batch) {
+		failed = batch[n].TID
+	}
+	clear(batch) // drops the object data: the store holds what it wrote
+	if n > 0 {
+		c.finishing.Add(1)
+		go func() {
+			defer c.finishing.Done()
+			last := tids[n-1]
+			if err := wait(); err != nil {
+				if ctx.Err() == nil {
+					c.recordPipelineFailure(storageFailure(0, last, fmt.Sprintf("restore up to %s", last), err))
+					c.env.wake()
+				}
+				return
+			}
+			for _, tid := range tids {
+				c.env.applied(tid)
+			}
+			c.env.send(&wire.Applied{TID: uint64(last)})
+		}()
+	}
 	if err != nil {
 		return storageFailure(0, failed, fmt.Sprintf("restore at %s", failed), err)
 	}

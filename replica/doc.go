@@ -20,7 +20,9 @@
 //     message is waiting, or until a message other than a replay or
 //     heartbeat arrives, and are then written together with one sync,
 //     each transaction atomic and chain-checked on its own, and
-//     acknowledged applied with the last TID. Otherwise replays pipeline
+//     acknowledged applied with the last TID; where the store can defer
+//     the sync (RestoreDeferred), the next batch is written while it
+//     runs. Otherwise replays pipeline
 //     like live finishes; the replica remembers which objects the
 //     replays in the pipeline stored, so it need not wait for them to be
 //     durable to know the current serial of the next replayed store.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync"
 	"testing"
 	"time"
 
@@ -167,6 +168,9 @@ func sameHistory(t testing.TB, a, b storage.Storage) {
 
 // fakeEnv records what the core does outside itself.
 type fakeEnv struct {
+	// mu orders send and applied: finishing goroutines call them while
+	// the test steps the core. Tests read the fields after drain.
+	mu          sync.Mutex
 	sent        []wire.Message
 	epochs      []uint64
 	quarantines []Quarantine
@@ -174,9 +178,18 @@ type fakeEnv struct {
 	failSave    error
 }
 
-func (e *fakeEnv) send(m wire.Message)     { e.sent = append(e.sent, m) }
-func (e *fakeEnv) applied(tid storage.TID) { e.appliedTIDs = append(e.appliedTIDs, tid) }
-func (e *fakeEnv) now() time.Time          { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+func (e *fakeEnv) send(m wire.Message) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.sent = append(e.sent, m)
+}
+
+func (e *fakeEnv) applied(tid storage.TID) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.appliedTIDs = append(e.appliedTIDs, tid)
+}
+func (e *fakeEnv) now() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
 func (e *fakeEnv) saveQuarantine(q Quarantine) error {
 	e.quarantines = append(e.quarantines, q)
 	return nil
@@ -209,3 +222,11 @@ func (s faultStore) failFinish(err error) { s.FailAlways(faultstore.OpFinishAt, 
 func (s faultStore) clear()               { s.Clear() }
 
 func (e *fakeEnv) wake() {}
+
+// idle tells the core that no message is waiting and waits for the
+// goroutines that makes it start (a deferred restorer's sync and its
+// acknowledgement).
+func (f *coreFixture) idle(ctx context.Context) {
+	f.c.idle(ctx)
+	f.c.finishing.Wait()
+}

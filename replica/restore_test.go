@@ -50,7 +50,7 @@ func TestReplaysRestoredInBatches(t *testing.T) {
 	if got := f.acks(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("acks %q, want %q", got, want)
 	}
-	f.c.idle(ctx)
+	f.idle(ctx)
 	if got := f.acks(); !reflect.DeepEqual(got, []string{"applied " + x3.TID.String()}) {
 		t.Fatalf("acks after idle %q", got)
 	}
@@ -90,7 +90,7 @@ func TestRestoredChainMismatchQuarantines(t *testing.T) {
 	ms := f.src.replay(x2)
 	ms[1].(*wire.Store).Data = []byte("not a2") // the replica's record differs
 	f.feed(ms...)
-	f.c.idle(ctx)
+	f.idle(ctx)
 	q := f.wantQuarantined(wire.FailureChainMismatch, "restore at "+x2.TID.String())
 	if q.Seq != 0 || q.TID != x2.TID {
 		t.Fatalf("quarantine %+v", q)
@@ -124,7 +124,7 @@ func TestRestoredReplayDroppedBySessionReset(t *testing.T) {
 	f.c.lastTID = 0 // as hello reads it from the store
 	f.feed(f.src.replay(x1)...)
 	f.feed(f.src.replay(x2)...)
-	f.c.idle(ctx)
+	f.idle(ctx)
 	if f.c.quarantine != nil {
 		t.Fatalf("quarantined: %+v", f.c.quarantine)
 	}
@@ -175,7 +175,7 @@ func TestLiveTxnsRestoredInBatches(t *testing.T) {
 	if got := f.acks(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("acks %q, want %q", got, want)
 	}
-	f.c.idle(ctx)
+	f.idle(ctx)
 	if got := f.acks(); !reflect.DeepEqual(got, []string{"applied " + x2.TID.String()}) {
 		t.Fatalf("acks after idle %q", got)
 	}
@@ -185,6 +185,7 @@ func TestLiveTxnsRestoredInBatches(t *testing.T) {
 	f.feed(f.src.txnMessage(3, x3, s3))
 	stores, vote, finish := f.src.live(4, x4, s4)
 	f.feed(stores[0]) // a streamed begin writes the batch first
+	f.c.finishing.Wait()
 	if got := f.acks(); !reflect.DeepEqual(got, []string{"received " + x3.TID.String(), "applied " + x3.TID.String()}) {
 		t.Fatalf("acks %q", got)
 	}
@@ -197,7 +198,7 @@ func TestLiveTxnsRestoredInBatches(t *testing.T) {
 	bad := f.src.txnMessage(6, x6, s6)
 	bad.Chain[0] ^= 1
 	f.feed(f.src.txnMessage(5, x5, s5), bad)
-	f.c.idle(ctx)
+	f.idle(ctx)
 	q := f.wantQuarantined(wire.FailureChainMismatch, "restore at "+x6.TID.String())
 	if q.TID != x6.TID {
 		t.Fatalf("quarantine %+v", q)

@@ -27,6 +27,35 @@ import (
 // the commit lock is taken; the files of the transactions not restored
 // are removed.
 func (s *Store) Restore(ctx context.Context, txns []storage.Transaction) (int, error) {
+	return s.restore(ctx, txns, false)
+}
+
+// RestoreDeferred is Restore that returns once the transactions are
+// written, in order, before they are durable: wait returns when the n
+// transactions written are durable, or the error that keeps them from
+// being durable; readers may not see them before then. A replica writes
+// the next transactions while the sync of these runs.
+func (s *Store) RestoreDeferred(ctx context.Context, txns []storage.Transaction) (n int, wait func() error, err error) {
+	n, err = s.restore(ctx, txns, true)
+	if n == 0 {
+		return n, func() error { return nil }, err
+	}
+	last := txns[n-1].TID
+	return n, func() error {
+		// A round that covered them may have run already.
+		if storage.TID(s.published.Load()) >= last {
+			return nil
+		}
+		if err := s.committed(); err != nil {
+			return fmt.Errorf("badgerstore: restore up to %s: %w", last, err)
+		}
+		return nil
+	}, err
+}
+
+// restore is Restore, or, if deferSync is set, RestoreDeferred without
+// its wait: the transactions it counts are written, not yet durable.
+func (s *Store) restore(ctx context.Context, txns []storage.Transaction, deferSync bool) (int, error) {
 	prepared, err := s.prepareRestore(ctx, txns)
 	if err != nil {
 		return 0, err
@@ -34,7 +63,7 @@ func (s *Store) Restore(ctx context.Context, txns []storage.Transaction) (int, e
 	done := 0
 	defer func() { s.dropRestoreBlobs(prepared[done:]) }()
 	for done < len(txns) {
-		n, err := s.restoreBatch(ctx, txns[done:], prepared[done:])
+		n, err := s.restoreBatch(ctx, txns[done:], prepared[done:], deferSync)
 		done += n
 		if err != nil {
 			return done, err
@@ -104,9 +133,10 @@ func (s *Store) dropRestoreBlobs(txns []*txn) {
 }
 
 // restoreBatch writes the leading transactions of txns that each fit one
-// badger transaction, waits until they are durable and returns how many
-// it wrote, with the error of the one that stopped it, if any.
-func (s *Store) restoreBatch(ctx context.Context, txns []storage.Transaction, prepared []*txn) (int, error) {
+// badger transaction, waits until they are durable (unless deferSync is
+// set) and returns how many it wrote, with the error of the one that
+// stopped it, if any.
+func (s *Store) restoreBatch(ctx context.Context, txns []storage.Transaction, prepared []*txn, deferSync bool) (int, error) {
 	if err := s.enter(ctx, "restore"); err != nil {
 		return 0, err
 	}
@@ -190,7 +220,7 @@ func (s *Store) restoreBatch(ctx context.Context, txns []storage.Transaction, pr
 	}
 	<-s.commitLock
 	s.syncer.dequeue()
-	if n > 0 {
+	if n > 0 && !deferSync {
 		if err := s.committed(); err != nil {
 			return 0, fmt.Errorf("badgerstore: restore up to %s: %w", last, err)
 		}

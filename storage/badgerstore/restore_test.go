@@ -75,16 +75,42 @@ func sourceHistory(t *testing.T) []storage.Transaction {
 // taking the one-by-one path) and finds it, reopened, equal to the
 // source: transactions, chain values and current objects.
 func TestRestore(t *testing.T) {
+	t.Run("Restore", func(t *testing.T) { testRestore(t, false) })
+	t.Run("RestoreDeferred", func(t *testing.T) { testRestore(t, true) })
+}
+
+// testRestore restores a history in parts, with RestoreDeferred if
+// deferred is set (waiting for each part only after the next is written,
+// as a replica does), and checks it after reopening the store.
+func testRestore(t *testing.T, deferred bool) {
 	ctx := context.Background()
 	txns := sourceHistory(t)
 	dir := t.TempDir()
 	s := openStore(t, testConfig(t, dir))
+	wait := func() error { return nil }
 	for i := 0; i < len(txns); i += 10 {
 		part := txns[i:min(i+10, len(txns))]
-		n, err := s.Restore(ctx, part)
+		var n int
+		var err error
+		if deferred {
+			var next func() error
+			n, next, err = s.RestoreDeferred(ctx, part)
+			if werr := wait(); werr != nil {
+				t.Fatalf("wait for the part before %s: %v", part[0].TID, werr)
+			}
+			wait = next
+		} else {
+			n, err = s.Restore(ctx, part)
+		}
 		if err != nil || n != len(part) {
 			t.Fatalf("Restore of %d transactions: %d, %v", len(part), n, err)
 		}
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if last, err := s.LastTransaction(ctx); err != nil || last != txns[len(txns)-1].TID {
+		t.Fatalf("LastTransaction after the last wait = %s, %v; want %s", last, err, txns[len(txns)-1].TID)
 	}
 	s.Close()
 	s = openStore(t, testConfig(t, dir))
