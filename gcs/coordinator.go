@@ -349,9 +349,8 @@ func (s *memberLink) push(in inbound) error {
 	return nil
 }
 
-// pop returns the next message to relay and how many remain, or false when
-// the link closes.
-func (s *memberLink) pop(done <-chan struct{}) (inbound, int, bool) {
+// pop returns the next message to relay, or false when the link closes.
+func (s *memberLink) pop(done <-chan struct{}) (inbound, bool) {
 	for {
 		s.mu.Lock()
 		if len(s.q) > 0 {
@@ -361,15 +360,14 @@ func (s *memberLink) pop(done <-chan struct{}) (inbound, int, bool) {
 			if len(s.q) == 0 {
 				s.q = s.q[:0:0]
 			}
-			n := len(s.q)
 			s.mu.Unlock()
-			return in, n, true
+			return in, true
 		}
 		s.mu.Unlock()
 		select {
 		case <-s.signal:
 		case <-done:
-			return inbound{}, 0, false
+			return inbound{}, false
 		}
 	}
 }
@@ -379,7 +377,7 @@ func (s *memberLink) relayLoop(l *link) {
 	c, m := s.c, s.m
 	ackEvery := uint64(max(1, s.limit/4))
 	for {
-		in, left, ok := s.pop(l.done)
+		in, ok := s.pop(l.done)
 		if !ok {
 			return
 		}
@@ -397,11 +395,17 @@ func (s *memberLink) relayLoop(l *link) {
 			l.close()
 			return
 		}
+		// The acknowledgement waits for the next frame to the member (a
+		// reply usually follows soon) or the next heartbeat, unless a
+		// quarter of the member's window is waiting for it: one of its
+		// own for every message of a quiet stream would cost both sides a
+		// write, a read and a wake-up each.
 		c.mu.Lock()
 		m.in = in.seq
-		due := m.in-m.inAcked >= ackEvery
+		m.inBytes += len(in.payload)
+		due := m.in-m.inAcked >= ackEvery || m.inBytes >= m.winBytes/4
 		c.mu.Unlock()
-		if due || left == 0 {
+		if due {
 			l.notify()
 		}
 	}
@@ -416,7 +420,7 @@ func (s *memberLink) collect(l *link, w *frameWriter, heartbeat bool) (more, fin
 	}
 	if m.in > m.inAcked || heartbeat {
 		w.ack(m.in)
-		m.inAcked = m.in
+		m.inAcked, m.inBytes = m.in, 0
 	}
 	if m.bye != 0 {
 		text := byeErr(m.bye).Error()

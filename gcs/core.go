@@ -150,6 +150,7 @@ type coreMember struct {
 	downSince time.Time
 	in        uint64 // last sequence number processed from the member
 	inAcked   uint64 // last acknowledgement sent to the member
+	inBytes   int    // bytes processed from the member since that acknowledgement
 	bye       byte   // set when the member is removed: the bye its link sends
 	link      *link  // owned by the driver; nil while disconnected
 }

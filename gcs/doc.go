@@ -71,6 +71,10 @@
 //
 // # What it costs
 //
+//   - Acknowledgements ride on the next frame a link writes to the peer. A
+//     frame of its own goes out only once a quarter of the peer's window
+//     (messages or bytes) waits for one, or with the heartbeat: a quiet
+//     stream of requests and replies costs one frame per message, not two.
 //   - Buffers passed to Multicast and Send are referenced, not copied, until
 //     every member acknowledged them: callers must not modify them. Memory
 //     held is at most WindowBytes per member, plus the events waiting in

@@ -98,8 +98,8 @@ func (e *eventQueue) len() int {
 	return len(e.q) - e.head
 }
 
-// pop waits for an event; it reports the number left behind it.
-func (e *eventQueue) pop(ctx context.Context, closed <-chan struct{}) (Event, int, error) {
+// pop waits for an event.
+func (e *eventQueue) pop(ctx context.Context, closed <-chan struct{}) (Event, error) {
 	for {
 		e.mu.Lock()
 		if e.head < len(e.q) {
@@ -113,21 +113,21 @@ func (e *eventQueue) pop(ctx context.Context, closed <-chan struct{}) (Event, in
 				e.q, e.head = e.q[:n], 0
 			}
 			e.mu.Unlock()
-			if left > 0 {
+			if left > 0 { // wake the next receiver
 				select {
 				case e.signal <- struct{}{}:
 				default:
 				}
 			}
-			return ev, left, nil
+			return ev, nil
 		}
 		e.mu.Unlock()
 		select {
 		case <-e.signal:
 		case <-ctx.Done():
-			return Event{}, 0, ctx.Err()
+			return Event{}, ctx.Err()
 		case <-closed:
-			return Event{}, 0, ErrClosed
+			return Event{}, ErrClosed
 		}
 	}
 }

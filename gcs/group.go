@@ -109,14 +109,14 @@ func (g *Group) Pending() int { return g.events.len() }
 // Receive returns the next event: a message, a view or a notice. After the
 // group is closed it returns the events already queued, then ErrClosed.
 func (g *Group) Receive(ctx context.Context) (Event, error) {
-	ev, left, err := g.events.pop(ctx, g.ctx.Done())
+	ev, err := g.events.pop(ctx, g.ctx.Done())
 	if err != nil {
 		return ev, err
 	}
 	if g.c != nil {
 		g.c.received()
 	} else {
-		g.m.received(ev, left)
+		g.m.received(ev)
 	}
 	return ev, nil
 }

@@ -295,8 +295,12 @@ func (m *member) down(l *link, err error) {
 }
 
 // received records that Receive returned ev, and asks for an
-// acknowledgement when enough was consumed or the queue ran dry.
-func (m *member) received(ev Event, left int) {
+// acknowledgement when enough was consumed. Otherwise the acknowledgement
+// waits for the next frame the link writes (a reply usually follows soon)
+// or for the next heartbeat: an acknowledgement of its own for every
+// message of a quiet stream would cost the peers a write, a read and a
+// wake-up each.
+func (m *member) received(ev Event) {
 	if ev.seq == 0 {
 		return
 	}
@@ -306,7 +310,7 @@ func (m *member) received(ev Event, left int) {
 		m.consumedB += len(ev.Data)
 	}
 	due := m.consumed > m.ackSent &&
-		(left == 0 || m.consumed-m.ackSent >= m.ackEvery() || m.consumedB >= m.node.cfg.WindowBytes/4)
+		(m.consumed-m.ackSent >= m.ackEvery() || m.consumedB >= m.node.cfg.WindowBytes/4)
 	l := m.link
 	m.mu.Unlock()
 	if due && l != nil {
