@@ -2,6 +2,7 @@ package gcs
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -103,5 +104,56 @@ func TestPending(t *testing.T) {
 	}
 	if ev := next(t, ga); string(ev.Data) != "two" || ga.Pending() != 0 {
 		t.Fatalf("second event %v, then Pending %d", ev, ga.Pending())
+	}
+}
+
+// TestUnicastsToCoordinatorStayInOrder: a member's unicasts to the
+// coordinator, and a multicast between them, arrive in order and complete,
+// also while the coordinator's queue is full because its application does
+// not receive (the member's messages then wait in the relay).
+func TestUnicastsToCoordinatorStayInOrder(t *testing.T) {
+	ctx := testContext(t)
+	c := newCluster(t, 1)
+	small := func(cfg *Config) { cfg.WindowMessages = 8 }
+	gp, err := c.node("p", small).Create(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ga, err := c.node("a", small).Join(ctx, "g", "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitView(t, ga, 2)
+	waitView(t, gp, 2)
+	const n = 200
+	sent := make(chan error, 1)
+	go func() {
+		for i := range n {
+			var err error
+			if i == n/2 {
+				err = ga.Multicast(ctx, []byte(fmt.Sprint(i)))
+			} else {
+				err = ga.Send(ctx, gp.Self(), []byte(fmt.Sprint(i)))
+			}
+			if err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	for i := range n {
+		if i == 10 {
+			// Let the coordinator's queue fill: the reader must then leave
+			// the member's messages to the relay goroutine.
+			time.Sleep(50 * time.Millisecond)
+		}
+		ev := next(t, gp)
+		if ev.Kind != EventMessage || string(ev.Data) != fmt.Sprint(i) || ev.Unicast != (i != n/2) {
+			t.Fatalf("event %d is %v (unicast %v), want message %d", i, ev, ev.Unicast, i)
+		}
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
 	}
 }
