@@ -72,21 +72,10 @@ func FuzzReplayRecords(f *testing.F) {
 	f.Add(wire.AppendReplayRecord(nil, 1, []byte("x"))[:16])
 	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m := &wire.Replay{TID: 1, Records: b}
-		recs, err := m.DecodeRecords()
-		if err != nil {
-			if recs != nil || !errors.Is(err, wire.ErrMalformed) {
-				t.Fatalf("DecodeRecords = %v, %v; want no records and ErrMalformed", recs, err)
-			}
-			return
-		}
-		var again []byte
-		for _, r := range recs {
-			again = wire.AppendReplayRecord(again, r.OID, r.Data)
-		}
-		if !bytes.Equal(again, b) {
-			t.Fatalf("records %x re-encode to %x", b, again)
-		}
+		recs, err := (&wire.Replay{TID: 1, Records: b}).DecodeRecords()
+		checkRecords(t, b, recs, err, func(again []byte, r wire.ReplayRecord) []byte {
+			return wire.AppendReplayRecord(again, r.OID, r.Data)
+		})
 	})
 }
 
@@ -97,20 +86,28 @@ func FuzzTxnRecords(f *testing.F) {
 	f.Add(wire.AppendTxnRecord(nil, 1, 2, []byte("x"))[:24])
 	f.Add(append(make([]byte, 16), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m := &wire.Txn{TID: 1, Records: b}
-		recs, err := m.DecodeRecords()
-		if err != nil {
-			if recs != nil || !errors.Is(err, wire.ErrMalformed) {
-				t.Fatalf("DecodeRecords = %v, %v; want no records and ErrMalformed", recs, err)
-			}
-			return
-		}
-		var again []byte
-		for _, r := range recs {
-			again = wire.AppendTxnRecord(again, r.OID, r.Serial, r.Data)
-		}
-		if !bytes.Equal(again, b) {
-			t.Fatalf("records %x re-encode to %x", b, again)
-		}
+		recs, err := (&wire.Txn{TID: 1, Records: b}).DecodeRecords()
+		checkRecords(t, b, recs, err, func(again []byte, r wire.TxnRecord) []byte {
+			return wire.AppendTxnRecord(again, r.OID, r.Serial, r.Data)
+		})
 	})
+}
+
+// checkRecords checks what DecodeRecords returned for b: no records and
+// ErrMalformed, or records that appendRecord re-encodes to b.
+func checkRecords[R any](t *testing.T, b []byte, recs []R, err error, appendRecord func([]byte, R) []byte) {
+	t.Helper()
+	if err != nil {
+		if recs != nil || !errors.Is(err, wire.ErrMalformed) {
+			t.Fatalf("DecodeRecords = %v, %v; want no records and ErrMalformed", recs, err)
+		}
+		return
+	}
+	var again []byte
+	for _, r := range recs {
+		again = appendRecord(again, r)
+	}
+	if !bytes.Equal(again, b) {
+		t.Fatalf("records %x re-encode to %x", b, again)
+	}
 }
