@@ -136,7 +136,8 @@ type fake struct {
 	open     map[uint64]*gotTxn
 	got      []gotTxn
 	problems []string
-	// methods lists the live transactions' messages, "method seq" each.
+	// methods lists the live transactions' messages, "method seq" each
+	// (a txn that asks for a received acknowledgement says so).
 	methods []string
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -217,7 +218,11 @@ func (f *fake) apply(m wire.Message) {
 	defer f.mu.Unlock()
 	var ackTID uint64
 	if seq := liveSeq(m); seq != 0 {
-		f.methods = append(f.methods, fmt.Sprintf("%s %d", m.Method(), seq))
+		method := fmt.Sprintf("%s %d", m.Method(), seq)
+		if t, ok := m.(*wire.Txn); ok && t.Flags&wire.TxnWantReceived != 0 {
+			method += " wants received"
+		}
+		f.methods = append(f.methods, method)
 	}
 	switch m := m.(type) {
 	case *wire.Begin:

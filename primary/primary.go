@@ -385,12 +385,17 @@ func (p *Primary) warnShort(healthy int, pol SyncPolicy) {
 		zap.Stringer("when_short", pol.WhenShort))
 }
 
+// policy returns the sync policy of a commit made with ctx.
+func (p *Primary) policy(ctx context.Context) SyncPolicy {
+	if v, ok := ctx.Value(syncKey{}).(SyncPolicy); ok {
+		return v.withDefaults()
+	}
+	return p.cfg.Sync
+}
+
 // waitSync waits until the sync policy holds for tid.
 func (p *Primary) waitSync(ctx context.Context, tid storage.TID) error {
-	pol := p.cfg.Sync
-	if v, ok := ctx.Value(syncKey{}).(SyncPolicy); ok {
-		pol = v.withDefaults()
-	}
+	pol := p.policy(ctx)
 	if pol.Mode == Async {
 		return nil
 	}

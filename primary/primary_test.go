@@ -441,3 +441,29 @@ func TestWholeAndStreamed(t *testing.T) {
 		t.Fatalf("r1 received %q; want %q (seq %d aborted unsent)", got, want, dropped)
 	}
 }
+
+// TestTxnAsksForReceived: a whole transaction asks the replicas for a
+// received acknowledgement only when its commit waits for one (sync mode
+// received, from the configuration or WithSync).
+func TestTxnAsksForReceived(t *testing.T) {
+	n := newTestNet(t)
+	p, _ := n.openPrimary(newMem(t), t.TempDir(), func(c *Config) {
+		c.Sync = SyncPolicy{Mode: Received, Replicas: 1, WhenShort: Block}
+	})
+	f := n.join("r1", true)
+	f.hello(1, 0, storage.Checksum{})
+	waitFor(t, "r1 healthy", func() bool { r, _ := replicaState(p, "r1"); return r.State == "healthy" })
+	ctx := t.Context()
+	if _, err := commitOne(ctx, p, 1, 0, []byte("received")); err != nil {
+		t.Fatal(err)
+	}
+	applied := WithSync(ctx, SyncPolicy{Mode: Applied, Replicas: 1, WhenShort: Block})
+	if _, err := commitOne(applied, p, 2, 0, []byte("applied")); err != nil {
+		t.Fatal(err)
+	}
+	f.check(p)
+	want := []string{"txn 1 wants received", "txn 2"}
+	if got := f.sentMethods(); !slices.Equal(got, want) {
+		t.Fatalf("r1 received %q; want %q", got, want)
+	}
+}

@@ -300,12 +300,12 @@ func (t *txn) finishAt(ctx context.Context, tid storage.TID, expect storage.Chec
 			return c, err
 		}
 		_ = t.inner.Abort(ctx)
-		t.outcome(nil, nil)
+		t.outcome(nil, nil, false)
 		return c, err
 	}
 	p.commits.Add(1)
 	durable = sync.OnceValue(durable)
-	t.outcome(&c, durable)
+	t.outcome(&c, durable, p.policy(ctx).Mode == Received)
 	if err := durable(); err != nil {
 		// Written and sent, but not durable here: the local store has
 		// failed, and the commit is not acknowledged.
@@ -321,7 +321,7 @@ func (t *txn) Abort(ctx context.Context) error {
 	case txnOpen:
 		t.dropUnvoted()
 	case txnVoted:
-		t.outcome(nil, nil)
+		t.outcome(nil, nil, false)
 	}
 	return err
 }
@@ -340,11 +340,12 @@ func (t *txn) dropUnvoted() {
 }
 
 // outcome broadcasts a voted transaction's finish (c != nil) or abort in
-// its turn: the whole transaction if it did not stream, and no abort if it
-// did not; replicas that went live while it was in flight get it whole as
-// a replay right after the finish. A replay is read from the local store,
-// which shows the commit only once it is durable: durable waits for that.
-func (t *txn) outcome(c *storage.Commit, durable func() error) {
+// its turn: the whole transaction if it did not stream (asking for a
+// received acknowledgement if wantReceived), and no abort if it did not;
+// replicas that went live while it was in flight get it whole as a replay
+// right after the finish. A replay is read from the local store, which
+// shows the commit only once it is durable: durable waits for that.
+func (t *txn) outcome(c *storage.Commit, durable func() error, wantReceived bool) {
 	t.state = txnDone
 	p := t.p
 	p.ts.enter(t.ticket)
@@ -363,8 +364,12 @@ func (t *txn) outcome(c *storage.Commit, durable func() error) {
 	case t.streaming:
 		_ = p.send("", &wire.Finish{Epoch: p.epoch, Seq: t.seq, TID: uint64(c.TID), Chain: wire.Chain(c.Chain)})
 	default:
-		_ = p.send("", &wire.Txn{Epoch: p.epoch, Seq: t.seq, TID: uint64(c.TID), Chain: wire.Chain(c.Chain),
-			User: t.meta.User, Description: t.meta.Description, Extension: t.meta.Extension, Records: t.records})
+		m := &wire.Txn{Epoch: p.epoch, Seq: t.seq, TID: uint64(c.TID), Chain: wire.Chain(c.Chain),
+			User: t.meta.User, Description: t.meta.Description, Extension: t.meta.Extension, Records: t.records}
+		if wantReceived {
+			m.Flags = wire.TxnWantReceived
+		}
+		_ = p.send("", m)
 	}
 	if c == nil {
 		return

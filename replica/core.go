@@ -511,7 +511,9 @@ func (c *core) txnRestored(ctx context.Context, m *wire.Txn, recs []wire.TxnReco
 	for i, r := range recs {
 		tx.Records[i] = storage.Record{OID: storage.OID(r.OID), Data: r.Data}
 	}
-	c.env.send(&wire.Received{TID: m.TID})
+	if m.Flags&wire.TxnWantReceived != 0 {
+		c.env.send(&wire.Received{TID: m.TID})
+	}
 	return c.finishRestored(ctx, tx, storage.TID(m.TID), storage.Checksum(m.Chain))
 }
 

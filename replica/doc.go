@@ -40,8 +40,10 @@
 //     → Pack (once live); heartbeat → the primary's last TID, for the lag.
 //   - txn: a whole live transaction in one message (the primary's usual
 //     form of a small one), its records decoded whole before any is
-//     applied. Over a store with a Restore method it joins the batch of
-//     the restorer like a replay: consecutive ones are written together
+//     applied; it is acknowledged received at once only if it asks for
+//     that (its commit waits for it), otherwise applied will do. Over a
+//     store with a Restore method it joins the batch of the restorer like
+//     a replay: consecutive ones are written together
 //     with one sync, each checked against its chain value (which covers
 //     the whole history before it, so it also catches objects that differ
 //     from the primary's); otherwise it is applied as its begin, stores,

@@ -100,13 +100,14 @@ func (p *source) replayMessage(x *storage.Transaction) *wire.Replay {
 		User: x.Meta.User, Description: x.Meta.Description, Extension: x.Meta.Extension, Records: records}
 }
 
-// txnMessage returns x as one live txn message of transaction seq.
+// txnMessage returns x as one live txn message of transaction seq, which
+// asks for a received acknowledgement.
 func (p *source) txnMessage(seq uint64, x *storage.Transaction, serials []storage.TID) *wire.Txn {
 	var records []byte
 	for i, r := range x.Records {
 		records = wire.AppendTxnRecord(records, uint64(r.OID), uint64(serials[i]), r.Data)
 	}
-	return &wire.Txn{Epoch: p.epoch, Seq: seq, TID: uint64(x.TID), Chain: wire.Chain(x.Chain),
+	return &wire.Txn{Epoch: p.epoch, Seq: seq, TID: uint64(x.TID), Chain: wire.Chain(x.Chain), Flags: wire.TxnWantReceived,
 		User: x.Meta.User, Description: x.Meta.Description, Extension: x.Meta.Extension, Records: records}
 }
 

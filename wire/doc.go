@@ -26,8 +26,8 @@
 //	live      [epoch, next_seq, tid]                       Live
 //	replay    [epoch, tid, chain, user, description,       Replay (records are the payload:
 //	          extension, records]                          oid ‖ length ‖ data each)
-//	txn       [epoch, seq, tid, chain, user, description,  Txn (records are the payload:
-//	          extension, records]                          oid ‖ serial ‖ length ‖ data each)
+//	txn       [epoch, seq, tid, chain, flags, user,        Txn (records are the payload:
+//	          description, extension, records]             oid ‖ serial ‖ length ‖ data each)
 //
 // From a replica to the primary:
 //

@@ -289,21 +289,30 @@ func (m *Replay) DecodeRecords() ([]ReplayRecord, error) {
 // finish carry, in one message. The primary sends it in commit order, in
 // place of those four kinds, for transactions whose data is small enough
 // that copying it into one payload costs less than the messages it saves.
-// Records is the payload, the transaction's records one after another,
-// each oid (8 bytes) ‖ serial (8 bytes) ‖ length of data (8 bytes) ‖ data,
-// integers big-endian (AppendTxnRecord, DecodeRecords). Wire: ["txn",
-// [epoch, seq, tid, chain, user, description, extension, records]].
+// Flags are TxnWantReceived or 0; a receiver ignores bits it does not
+// know. Records is the payload, the transaction's records one after
+// another, each oid (8 bytes) ‖ serial (8 bytes) ‖ length of data (8
+// bytes) ‖ data, integers big-endian (AppendTxnRecord, DecodeRecords).
+// Wire: ["txn", [epoch, seq, tid, chain, flags, user, description,
+// extension, records]].
 type Txn struct {
 	_           struct{} `cbor:",toarray"`
 	Epoch       uint64
 	Seq         uint64
 	TID         uint64
 	Chain       Chain
+	Flags       uint64
 	User        []byte
 	Description []byte
 	Extension   []byte
 	Records     []byte
 }
+
+// TxnWantReceived in Txn.Flags asks the replicas to acknowledge the
+// transaction as received as soon as they hold it: its commit waits for
+// that (sync mode received). Without it they acknowledge it only once
+// applied, which also counts as received, and save a message.
+const TxnWantReceived = 1
 
 // TxnRecord is one store of a Txn.
 type TxnRecord struct {
