@@ -169,20 +169,43 @@ func (c *core) startWaits() {
 	}
 	waits := c.unsynced
 	c.unsynced = nil
+	tids := make([]storage.TID, len(waits))
+	for i, w := range waits {
+		tids[i] = w.tid
+	}
+	var failed unsynced
+	c.afterDurable(waits[0].ctx, tids, func() error {
+		for _, w := range waits {
+			if err := w.wait(); err != nil {
+				failed = w
+				return err
+			}
+		}
+		return nil
+	}, func(err error) *failure {
+		return storageFailure(failed.seq, failed.tid, fmt.Sprintf("finish at %s", failed.tid), err)
+	})
+}
+
+// afterDurable runs wait in a goroutine that finishing counts. Once it
+// succeeded, tids (in TID order) are acknowledged applied, with one
+// message for the last; a failure, made into one by fail, is recorded for
+// the driver unless ctx ended (the replica is stopping).
+func (c *core) afterDurable(ctx context.Context, tids []storage.TID, wait func() error, fail func(error) *failure) {
 	c.finishing.Add(1)
 	go func() {
 		defer c.finishing.Done()
-		for _, w := range waits {
-			if err := w.wait(); err != nil {
-				if w.ctx.Err() == nil {
-					c.recordPipelineFailure(storageFailure(w.seq, w.tid, fmt.Sprintf("finish at %s", w.tid), err))
-					c.env.wake()
-				}
-				return
+		if err := wait(); err != nil {
+			if ctx.Err() == nil {
+				c.recordPipelineFailure(fail(err))
+				c.env.wake()
 			}
-			c.env.applied(w.tid)
+			return
 		}
-		c.env.send(&wire.Applied{TID: uint64(waits[len(waits)-1].tid)})
+		for _, tid := range tids {
+			c.env.applied(tid)
+		}
+		c.env.send(&wire.Applied{TID: uint64(tids[len(tids)-1])})
 	}()
 }
 
@@ -241,22 +264,10 @@ func (c *core) flushBatchDeferred(ctx context.Context) *failure {
 	}
 	clear(batch) // drops the object data: the store holds what it wrote
 	if n > 0 {
-		c.finishing.Add(1)
-		go func() {
-			defer c.finishing.Done()
-			last := tids[n-1]
-			if err := wait(); err != nil {
-				if ctx.Err() == nil {
-					c.recordPipelineFailure(storageFailure(0, last, fmt.Sprintf("restore up to %s", last), err))
-					c.env.wake()
-				}
-				return
-			}
-			for _, tid := range tids {
-				c.env.applied(tid)
-			}
-			c.env.send(&wire.Applied{TID: uint64(last)})
-		}()
+		last := tids[n-1]
+		c.afterDurable(ctx, tids, wait, func(err error) *failure {
+			return storageFailure(0, last, fmt.Sprintf("restore up to %s", last), err)
+		})
 	}
 	if err != nil {
 		return storageFailure(0, failed, fmt.Sprintf("restore at %s", failed), err)
