@@ -42,11 +42,7 @@ func (s *Store) RestoreDeferred(ctx context.Context, txns []storage.Transaction)
 	}
 	last := txns[n-1].TID
 	return n, func() error {
-		// A round that covered them may have run already.
-		if storage.TID(s.published.Load()) >= last {
-			return nil
-		}
-		if err := s.committed(); err != nil {
+		if err := s.committedAt(last); err != nil {
 			return fmt.Errorf("badgerstore: restore up to %s: %w", last, err)
 		}
 		return nil

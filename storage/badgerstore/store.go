@@ -310,6 +310,16 @@ func (s *Store) committed() error {
 	return s.syncer.wait(true)
 }
 
+// committedAt is committed for the commit of tid: a round that covered it
+// may have run already (another commit's wait started it), and then there
+// is nothing to wait for; waiting would start a round of its own.
+func (s *Store) committedAt(tid storage.TID) error {
+	if storage.TID(s.published.Load()) >= tid {
+		return nil
+	}
+	return s.committed()
+}
+
 // readTxn is a read-only badger transaction at the published snapshot.
 func (s *Store) readTxn() (*badger.Txn, storage.TID) {
 	ts := s.published.Load()

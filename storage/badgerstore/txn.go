@@ -344,13 +344,8 @@ func (t *txn) finish(ctx context.Context, tid storage.TID, expect storage.Checks
 // waitDurable waits, without the commit lock, for a group sync that
 // covers the commit of tid, then cleans up after a staged commit.
 func (t *txn) waitDurable(tid storage.TID) error {
-	// A round that covered the commit may have run already (another
-	// commit's wait started it): then there is nothing to wait for, and
-	// waiting would start a round of its own.
-	if storage.TID(t.s.published.Load()) < tid {
-		if err := t.s.committed(); err != nil {
-			return fmt.Errorf("badgerstore: finish at %s: %w", tid, err)
-		}
+	if err := t.s.committedAt(tid); err != nil {
+		return fmt.Errorf("badgerstore: finish at %s: %w", tid, err)
 	}
 	if t.staged {
 		t.cleanup(tid)
