@@ -33,7 +33,7 @@
 //
 //	hello     [node, epoch, last_tid, chain]               Hello
 //	received  [tid]                                        Received
-//	voted     [seq]                                        Voted
+//	voted     [seq]                                        Voted (no longer sent; earlier replicas did)
 //	applied   [tid]                                        Applied
 //	failure   [seq, tid, code, text]                       Failure
 //

@@ -215,7 +215,9 @@ type Received struct {
 	TID uint64
 }
 
-// Voted acknowledges a successful vote on transaction Seq.
+// Voted acknowledges a successful vote on transaction Seq. Replicas no
+// longer send it (the primary's own vote decides, and received covers
+// it); it stays decodable for replicas of earlier versions.
 // Wire: ["voted", [seq]].
 type Voted struct {
 	_   struct{} `cbor:",toarray"`
