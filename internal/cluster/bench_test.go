@@ -20,8 +20,8 @@ const committers = 16
 // BenchmarkCommit measures commits/s of one 100-byte new object per
 // transaction with 16 concurrent committers: a local badgerstore alone,
 // then a primary with no replica (its own cost), and with 1 and 2 replicas
-// (badgerstores syncing every commit) over loopback TCP in each sync mode,
-// with K = the number of replicas.
+// (badgerstores syncing every commit, used directly as nodes use them)
+// over loopback TCP in each sync mode, with K = the number of replicas.
 // Every sub-benchmark after the first also reports its rate as a ratio of
 // the local one measured in the same run ("x-local").
 func BenchmarkCommit(b *testing.B) {
@@ -32,7 +32,7 @@ func BenchmarkCommit(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer s.Close()
-		local = runCommits(b, s)
+		local = runCommits(b, s, committers)
 	})
 	for _, n := range []int{0, 1, 2} {
 		for _, mode := range []primary.Mode{primary.Async, primary.Received, primary.Applied} {
@@ -40,14 +40,14 @@ func BenchmarkCommit(b *testing.B) {
 				continue // nothing to wait for
 			}
 			b.Run(fmt.Sprintf("replicas=%d/%s", n, mode), func(b *testing.B) {
-				c := New(b, Config{Badger: true, BadgerSync: true, TCP: true,
+				c := New(b, Config{Badger: true, BadgerSync: true, TCP: true, DirectReplicaStores: true,
 					Sync: primary.SyncPolicy{Mode: mode, Replicas: n}})
 				var rs []string
 				for i := range n {
 					rs = append(rs, c.AddReplica(fmt.Sprintf("r%d", i+1)).Name)
 				}
 				c.WaitHealthy(rs...)
-				rate := runCommits(b, c.Primary)
+				rate := runCommits(b, c.Primary, committers)
 				if local > 0 {
 					b.ReportMetric(rate/local, "x-local")
 				}
@@ -56,16 +56,41 @@ func BenchmarkCommit(b *testing.B) {
 	}
 }
 
-// runCommits commits one 100-byte object per transaction from committers
+// BenchmarkCommitLatency is BenchmarkCommit with one committer, so its
+// ns/op is the commit latency: a local badgerstore alone, then a primary
+// with one replica in applied mode; the second reports its latency as a
+// ratio of the local one measured in the same run ("x-local").
+func BenchmarkCommitLatency(b *testing.B) {
+	var local float64
+	b.Run("local", func(b *testing.B) {
+		s, err := badgerstore.Open(context.Background(), badgerstore.Config{Dir: filepath.Join(b.TempDir(), "store")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		local = runCommits(b, s, 1)
+	})
+	b.Run("replicas=1/applied", func(b *testing.B) {
+		c := New(b, Config{Badger: true, BadgerSync: true, TCP: true, DirectReplicaStores: true,
+			Sync: primary.SyncPolicy{Mode: primary.Applied, Replicas: 1}})
+		c.WaitHealthy(c.AddReplica("r1").Name)
+		rate := runCommits(b, c.Primary, 1)
+		if rate > 0 && local > 0 {
+			b.ReportMetric(local/rate, "x-local")
+		}
+	})
+}
+
+// runCommits commits one 100-byte object per transaction from n
 // goroutines for every b.Loop iteration and returns commits/s.
-func runCommits(b *testing.B, s storage.Storage) float64 {
+func runCommits(b *testing.B, s storage.Storage, n int) float64 {
 	b.Helper()
 	var oid atomic.Uint64
 	data := make([]byte, 100)
 	work := make(chan struct{})
-	errs := make(chan error, committers)
+	errs := make(chan error, n)
 	var wg sync.WaitGroup
-	for range committers {
+	for range n {
 		wg.Go(func() {
 			for range work {
 				// Each transaction writes a new object, so committers never
@@ -78,7 +103,7 @@ func runCommits(b *testing.B, s storage.Storage) float64 {
 		})
 	}
 	b.SetBytes(int64(len(data)))
-	n := 0
+	count := 0
 	for b.Loop() {
 		select {
 		case work <- struct{}{}:
@@ -87,7 +112,7 @@ func runCommits(b *testing.B, s storage.Storage) float64 {
 			wg.Wait()
 			b.Fatal(err)
 		}
-		n++
+		count++
 	}
 	elapsed := b.Elapsed()
 	close(work)
@@ -97,7 +122,7 @@ func runCommits(b *testing.B, s storage.Storage) float64 {
 		b.Fatal(err)
 	default:
 	}
-	rate := float64(n) / elapsed.Seconds()
+	rate := float64(count) / elapsed.Seconds()
 	b.ReportMetric(rate, "commits/s")
 	return rate
 }

@@ -36,6 +36,11 @@ type Config struct {
 	TCP bool
 	// Sync is the primary's sync policy.
 	Sync primary.SyncPolicy
+	// DirectReplicaStores gives each replica its store itself, as a node
+	// does, instead of a faultstore around it (which hides a
+	// badgerstore's restorer): benchmarks then measure the path
+	// production takes. Replica.Fault is nil.
+	DirectReplicaStores bool
 	// HeartbeatInterval is the primary's; 0 means 50ms.
 	HeartbeatInterval time.Duration
 	// Fragment is the fragment size of every node; 0 means the default.
@@ -86,8 +91,9 @@ type Replica struct {
 	c    *Cluster
 	Name string
 	// Fault wraps the replica's store: set faults on it to make the
-	// replica's disk fail.
+	// replica's disk fail (nil with Config.DirectReplicaStores).
 	Fault *faultstore.Store
+	store storage.Storage // the store the replica runs on, inside Fault
 	// R is the running replica (nil while stopped).
 	R       *replica.Replica
 	dataDir string
@@ -316,9 +322,14 @@ func (r *Replica) Start() {
 	}
 	r.node = c.node(r.Name, addr)
 	r.addr = r.node.Addr().String()
-	r.Fault = faultstore.New(c.openStore(r.dataDir, &r.mem))
+	r.store = c.openStore(r.dataDir, &r.mem)
+	var store storage.Storage = r.store
+	if !c.cfg.DirectReplicaStores {
+		r.Fault = faultstore.New(r.store)
+		store = r.Fault
+	}
 	rep, err := replica.Open(context.Background(), replica.Config{
-		Name: r.Name, DataDir: r.dataDir, Store: r.Fault, Node: r.node, Primary: c.paddr,
+		Name: r.Name, DataDir: r.dataDir, Store: store, Node: r.node, Primary: c.paddr,
 		Fragment: c.cfg.Fragment, JoinBackoffMin: 5 * time.Millisecond, JoinBackoffMax: 100 * time.Millisecond,
 		Logger: c.cfg.Logger.With(zap.String("node", r.Name)),
 	})
@@ -351,7 +362,7 @@ func (r *Replica) Restart() {
 // Store returns the replica's local store, bypassing faults and the
 // replica (for comparisons). A badgerstore is open only while the replica
 // runs; a memstore stays readable after Stop.
-func (r *Replica) Store() storage.Storage { return r.Fault.Inner() }
+func (r *Replica) Store() storage.Storage { return r.store }
 
 // DropLinks breaks the connections between the primary and the replica
 // once; gcs reconnects and retransmits.
