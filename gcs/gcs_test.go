@@ -70,14 +70,8 @@ func TestBasicMulticast(t *testing.T) {
 func TestPending(t *testing.T) {
 	ctx := testContext(t)
 	c := newCluster(t, 1)
-	gp, err := c.node("p", nil).Create(ctx, "g")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ga, err := c.node("a", nil).Join(ctx, "g", "p")
-	if err != nil {
-		t.Fatal(err)
-	}
+	gp := c.create(ctx, "p", nil)
+	ga := c.join(ctx, "a", "p", nil)
 	waitView(t, ga, 2)
 	if n := ga.Pending(); n != 0 {
 		t.Fatalf("Pending with nothing sent = %d", n)
@@ -115,14 +109,8 @@ func TestUnicastsToCoordinatorStayInOrder(t *testing.T) {
 	ctx := testContext(t)
 	c := newCluster(t, 1)
 	small := func(cfg *Config) { cfg.WindowMessages = 8 }
-	gp, err := c.node("p", small).Create(ctx, "g")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ga, err := c.node("a", small).Join(ctx, "g", "p")
-	if err != nil {
-		t.Fatal(err)
-	}
+	gp := c.create(ctx, "p", small)
+	ga := c.join(ctx, "a", "p", small)
 	waitView(t, ga, 2)
 	waitView(t, gp, 2)
 	const n = 200

@@ -124,3 +124,24 @@ func testContext(t testing.TB) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// create starts node name (with mod) and creates group "g" on it.
+func (c *cluster) create(ctx context.Context, name string, mod func(*Config)) *Group {
+	c.t.Helper()
+	g, err := c.node(name, mod).Create(ctx, "g")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return g
+}
+
+// join starts node name (with mod) and joins group "g" at the node named
+// coordinator.
+func (c *cluster) join(ctx context.Context, name, coordinator string, mod func(*Config)) *Group {
+	c.t.Helper()
+	g, err := c.node(name, mod).Join(ctx, "g", coordinator)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return g
+}

@@ -20,19 +20,10 @@ func TestSlowMemberEvicted(t *testing.T) {
 	ctx := testContext(t)
 	c := newCluster(t, 2)
 	small := func(cfg *Config) { cfg.WindowMessages = 16 }
-	gp, err := c.node("p", small).Create(ctx, "g")
-	if err != nil {
-		t.Fatal(err)
-	}
-	slow, err := c.node("slow", small).Join(ctx, "g", "p")
-	if err != nil {
-		t.Fatal(err)
-	}
+	gp := c.create(ctx, "p", small)
+	slow := c.join(ctx, "slow", "p", small)
 	waitView(t, gp, 2)
-	fast, err := c.node("fast", small).Join(ctx, "g", "p")
-	if err != nil {
-		t.Fatal(err)
-	}
+	fast := c.join(ctx, "fast", "p", small)
 	waitView(t, fast, 3)
 	slowID, fastID := slow.Self(), fast.Self()
 
@@ -109,10 +100,7 @@ func TestMessageSizeLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ga, err := c.node("a", limit).Join(ctx, "g", "p")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ga := c.join(ctx, "a", "p", limit)
 	waitView(t, gp, 2)
 	waitView(t, ga, 2)
 
@@ -189,14 +177,8 @@ func TestPartitionedMemberRejoins(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := testContext(t)
 		c := newCluster(t, 4)
-		gp, err := c.node("p", nil).Create(ctx, "g")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ga, err := c.node("a", nil).Join(ctx, "g", "p")
-		if err != nil {
-			t.Fatal(err)
-		}
+		gp := c.create(ctx, "p", nil)
+		ga := c.join(ctx, "a", "p", nil)
 		waitView(t, gp, 2)
 		waitView(t, ga, 2)
 		old := ga.Self()
@@ -245,10 +227,7 @@ func TestViewsConsistent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	c := newCluster(t, 5)
-	gp, err := c.node("p", nil).Create(ctx, "g")
-	if err != nil {
-		t.Fatal(err)
-	}
+	gp := c.create(ctx, "p", nil)
 	const members = 6
 	seen := make([][]View, members)
 	var joined, wg sync.WaitGroup
@@ -329,14 +308,8 @@ func TestViewsConsistent(t *testing.T) {
 func TestOpenGroupAndCoordinatorGone(t *testing.T) {
 	ctx := testContext(t)
 	c := newCluster(t, 6)
-	gp, err := c.node("p", nil).Create(ctx, "g")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ga, err := c.node("a", nil).Join(ctx, "g", "p")
-	if err != nil {
-		t.Fatal(err)
-	}
+	gp := c.create(ctx, "p", nil)
+	ga := c.join(ctx, "a", "p", nil)
 	waitView(t, ga, 2)
 	waitView(t, gp, 2)
 	x := c.node("x", nil)
@@ -361,7 +334,7 @@ func TestOpenGroupAndCoordinatorGone(t *testing.T) {
 	}
 	ev := next(t, ga)
 	mustErrorIs(t, ev.Err, ErrGroupClosed)
-	_, err = ga.Receive(ctx)
+	_, err := ga.Receive(ctx)
 	mustErrorIs(t, err, ErrClosed)
 	mustErrorIs(t, ga.Multicast(ctx, []byte("x")), ErrClosed)
 	_, err = gp.Receive(ctx)
@@ -378,10 +351,7 @@ func TestCoordinatorLost(t *testing.T) {
 		if _, err := p.Create(ctx, "g"); err != nil {
 			t.Fatal(err)
 		}
-		ga, err := c.node("a", nil).Join(ctx, "g", "p")
-		if err != nil {
-			t.Fatal(err)
-		}
+		ga := c.join(ctx, "a", "p", nil)
 		waitView(t, ga, 2)
 		p.Close()
 		start := time.Now()
@@ -414,14 +384,8 @@ func TestDisconnectedMemberFallsBehind(t *testing.T) {
 			cfg.FailureTimeout = 2 * time.Second
 			cfg.SlowMemberTimeout = 300 * time.Millisecond
 		}
-		gp, err := c.node("p", mod).Create(ctx, "g")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ga, err := c.node("a", mod).Join(ctx, "g", "p")
-		if err != nil {
-			t.Fatal(err)
-		}
+		gp := c.create(ctx, "p", mod)
+		ga := c.join(ctx, "a", "p", mod)
 		waitView(t, gp, 2)
 		waitView(t, ga, 2)
 		c.net.Partition("p", "a")
@@ -455,10 +419,7 @@ func TestSilentCoordinatorDetected(t *testing.T) {
 		if _, err := c.node("p", nil).Create(ctx, "g"); err != nil {
 			t.Fatal(err)
 		}
-		ga, err := c.node("a", nil).Join(ctx, "g", "p")
-		if err != nil {
-			t.Fatal(err)
-		}
+		ga := c.join(ctx, "a", "p", nil)
 		waitView(t, ga, 2)
 		cfg := c.nodes["a"].cfg
 		if err := c.net.Delay("p", "a", time.Hour); err != nil {
