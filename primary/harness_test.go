@@ -219,7 +219,7 @@ func (f *fake) apply(m wire.Message) {
 	var ackTID uint64
 	if seq := liveSeq(m); seq != 0 {
 		method := fmt.Sprintf("%s %d", m.Method(), seq)
-		if t, ok := m.(*wire.Txn); ok && t.Flags&wire.TxnWantReceived != 0 {
+		if t, ok := m.(*wire.Txn); ok && t.WantsReceived() {
 			method += " wants received"
 		}
 		f.methods = append(f.methods, method)

@@ -195,7 +195,7 @@ func (t *txn) stream() {
 	p := t.p
 	_ = p.send("", &wire.Begin{Epoch: p.epoch, Seq: t.seq, User: t.meta.User, Description: t.meta.Description, Extension: t.meta.Extension})
 	// The records were encoded here, so they decode.
-	recs, _ := (&wire.Txn{TID: uint64(t.seq), Records: t.records}).DecodeRecords()
+	recs, _ := (&wire.Txn{Records: t.records}).DecodeRecords()
 	for _, r := range recs {
 		_ = p.send("", &wire.Store{Epoch: p.epoch, Seq: t.seq, OID: r.OID, Serial: r.Serial, Data: r.Data})
 	}

@@ -437,7 +437,7 @@ func (c *core) apply(ctx context.Context, m wire.Message) *failure {
 	case *wire.Vote:
 		return c.vote(m)
 	case *wire.Finish:
-		return c.finish(ctx, m)
+		return c.finish(ctx, m, true)
 	case *wire.Abort:
 		return c.abort(ctx, m)
 	case *wire.Pack:
@@ -471,7 +471,7 @@ func (c *core) replayWhole(ctx context.Context, m *wire.Replay) *failure {
 			return f
 		}
 	}
-	return c.finish(ctx, &wire.Finish{Epoch: m.Epoch, TID: m.TID, Chain: m.Chain})
+	return c.finish(ctx, &wire.Finish{Epoch: m.Epoch, TID: m.TID, Chain: m.Chain}, true)
 }
 
 // txnWhole applies a txn message as the live begin, stores, vote and
@@ -499,7 +499,7 @@ func (c *core) txnWhole(ctx context.Context, m *wire.Txn) *failure {
 	if f := c.vote(&wire.Vote{Epoch: m.Epoch, Seq: m.Seq}); f != nil {
 		return f
 	}
-	return c.finish(ctx, &wire.Finish{Epoch: m.Epoch, Seq: m.Seq, TID: m.TID, Chain: m.Chain})
+	return c.finish(ctx, &wire.Finish{Epoch: m.Epoch, Seq: m.Seq, TID: m.TID, Chain: m.Chain}, m.WantsReceived())
 }
 
 // txnRestored adds a whole live transaction to the batch for the
@@ -522,7 +522,7 @@ func (c *core) txnRestored(ctx context.Context, m *wire.Txn, recs []wire.TxnReco
 	for i, r := range recs {
 		tx.Records[i] = storage.Record{OID: storage.OID(r.OID), Data: r.Data}
 	}
-	if m.Flags&wire.TxnWantReceived != 0 {
+	if m.WantsReceived() {
 		c.env.send(&wire.Received{TID: m.TID})
 	}
 	return c.finishRestored(ctx, tx, storage.TID(m.TID), storage.Checksum(m.Chain))
@@ -673,7 +673,9 @@ func (c *core) vote(m *wire.Vote) *failure {
 	return nil
 }
 
-func (c *core) finish(ctx context.Context, m *wire.Finish) *failure {
+// finish applies the finish m of a transaction, acknowledging it received
+// first if ackReceived is set.
+func (c *core) finish(ctx context.Context, m *wire.Finish, ackReceived bool) *failure {
 	p, f := c.txnFor(m.Method(), m.Seq)
 	if p == nil {
 		return f
@@ -683,7 +685,9 @@ func (c *core) finish(ctx context.Context, m *wire.Finish) *failure {
 		return outOfOrderf(m.Seq, "finish of transaction seq %d (%s) before its vote", m.Seq, tid)
 	}
 	c.forget(p)
-	c.env.send(&wire.Received{TID: m.TID})
+	if ackReceived {
+		c.env.send(&wire.Received{TID: m.TID})
+	}
 	if p.restored != nil {
 		return c.finishRestored(ctx, p.restored, tid, storage.Checksum(m.Chain))
 	}

@@ -370,15 +370,22 @@ func TestTxnMessages(t *testing.T) {
 	if got := f.acks(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("acks %q, want %q", got, want)
 	}
+	x2b, s2b := f.src.commit("two b", write{3, "c"})
+	quiet := f.src.txnMessage(4, x2b, s2b)
+	quiet.Flags = 0 // applied will do
+	f.feed(quiet)
+	if got, want := f.acks(), []string{"applied " + x2b.TID.String()}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("acks of a txn not asking for received %q, want %q", got, want)
+	}
 	sameHistory(t, f.src.s, f.store)
 
 	x3, s3 := f.src.commit("three", write{4, "d"})
-	bad := f.src.txnMessage(4, x3, s3)
+	bad := f.src.txnMessage(5, x3, s3)
 	bad.Records = bad.Records[:len(bad.Records)-1]
 	f.feed(bad)
 	f.wantQuarantined(wire.FailureProtocol, "has 1 bytes of data, 0 left")
-	if last, err := f.store.LastTransaction(t.Context()); err != nil || last != x2.TID {
-		t.Fatalf("last transaction %s, %v; want %s: nothing of the bad txn applied", last, err, x2.TID)
+	if last, err := f.store.LastTransaction(t.Context()); err != nil || last != x2b.TID {
+		t.Fatalf("last transaction %s, %v; want %s: nothing of the bad txn applied", last, err, x2b.TID)
 	}
 
 	g := newCoreFixture(t)

@@ -316,6 +316,9 @@ type Txn struct {
 // applied, which also counts as received, and save a message.
 const TxnWantReceived = 1
 
+// WantsReceived reports whether m asks for a received acknowledgement.
+func (m *Txn) WantsReceived() bool { return m.Flags&TxnWantReceived != 0 }
+
 // TxnRecord is one store of a Txn.
 type TxnRecord struct {
 	OID    uint64

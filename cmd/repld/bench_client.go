@@ -7,7 +7,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/repld/repld/internal/benchtable"
 	"github.com/repld/repld/internal/clientserver"
 	"github.com/repld/repld/storage"
 	"github.com/repld/repld/storage/remote"
@@ -39,9 +38,9 @@ func clientLag(c *remote.Client, replicas int) string {
 // primary, or the local badgerstore of the baseline): a client server on a
 // loopback port in front of it and the network client connected to it.
 // The rows only write, so the client is given no replicas.
-func benchConnect(log *zap.Logger) func(context.Context, benchtable.Nodes) (storage.Storage, string, func() error, error) {
-	return func(ctx context.Context, n benchtable.Nodes) (storage.Storage, string, func() error, error) {
-		srv, err := clientserver.Listen("127.0.0.1:0", clientserver.Config{Store: n.Store, Logger: log})
+func benchConnect(log *zap.Logger) func(context.Context, storage.Storage) (storage.Storage, string, func() error, error) {
+	return func(ctx context.Context, store storage.Storage) (storage.Storage, string, func() error, error) {
+		srv, err := clientserver.Listen("127.0.0.1:0", clientserver.Config{Store: store, Logger: log})
 		if err != nil {
 			return nil, "", nil, err
 		}

@@ -13,7 +13,6 @@ import (
 	"github.com/repld/repld/internal/cputime"
 	"github.com/repld/repld/internal/loadgen"
 	"github.com/repld/repld/primary"
-	"github.com/repld/repld/replica"
 	"github.com/repld/repld/storage"
 )
 
@@ -85,15 +84,6 @@ func DefaultSetups() []Setup {
 	return s
 }
 
-// Nodes are what a row runs against, for Config.Connect: the store the
-// clients commit to (the primary, or the local badgerstore of the
-// baseline) and, in a replicated row, the primary and its replicas.
-type Nodes struct {
-	Store    storage.Storage
-	Primary  *primary.Primary
-	Replicas []*replica.Replica
-}
-
 // Config configures a run of the table. Zero fields take their defaults.
 type Config struct {
 	// Dir is where the temporary data directories go; empty means the
@@ -115,13 +105,14 @@ type Config struct {
 	// before the full resync; 0 means DefaultResyncLarge, negative none.
 	ResyncLarge int
 	// Connect, if set, returns the storage a row's clients use (a network
-	// client to a client port in front of Nodes.Store), the path name the
+	// client to a client port in front of store: the primary, or the local
+	// badgerstore of the baseline), the path name the
 	// table shows for it, and a function that releases it. Every
 	// replicated row goes through it, and so does a second baseline row of
 	// the local badgerstore: replicated rows are compared with the local
 	// row of their own path. Nil runs the workload against the embedded
 	// primary.
-	Connect func(ctx context.Context, n Nodes) (s storage.Storage, path string, release func() error, err error)
+	Connect func(ctx context.Context, store storage.Storage) (s storage.Storage, path string, release func() error, err error)
 	// Progress, if set, receives one line per finished measurement while
 	// the table runs.
 	Progress io.Writer
@@ -334,7 +325,7 @@ func (r *runner) local(ctx context.Context, dir string, lc loadgen.Config, row *
 	}
 	defer func() { err = errors.Join(err, store.Close()) }()
 	row.Path = "local"
-	s, release, err := r.connect(ctx, Nodes{Store: store}, connect, row)
+	s, release, err := r.connect(ctx, store, connect, row)
 	if err != nil {
 		return err
 	}
@@ -342,14 +333,14 @@ func (r *runner) local(ctx context.Context, dir string, lc loadgen.Config, row *
 	return runLoad(ctx, s, lc, row)
 }
 
-// connect returns the storage a row's clients use: n.Store itself, or,
-// if connect is set, what Config.Connect makes of it (and sets the row's
+// connect returns the storage a row's clients use: store itself, or, if
+// connect is set, what Config.Connect makes of it (and sets the row's
 // path); release releases it.
-func (r *runner) connect(ctx context.Context, n Nodes, connect bool, row *Row) (s storage.Storage, release func() error, err error) {
+func (r *runner) connect(ctx context.Context, store storage.Storage, connect bool, row *Row) (s storage.Storage, release func() error, err error) {
 	if !connect {
-		return n.Store, func() error { return nil }, nil
+		return store, func() error { return nil }, nil
 	}
-	if s, row.Path, release, err = r.cfg.Connect(ctx, n); err != nil {
+	if s, row.Path, release, err = r.cfg.Connect(ctx, store); err != nil {
 		return nil, nil, fmt.Errorf("connect: %w", err)
 	}
 	return s, release, nil
@@ -381,12 +372,8 @@ func (r *runner) replicated(ctx context.Context, dir string, s Setup, lc loadgen
 		return fmt.Errorf("start: %w", err)
 	}
 	defer func() { err = errors.Join(err, c.close()) }()
-	n := Nodes{Store: c.p, Primary: c.p}
-	for _, x := range c.reps {
-		n.Replicas = append(n.Replicas, x.rep)
-	}
 	row.Path = "embedded"
-	store, release, err := r.connect(ctx, n, connect, row)
+	store, release, err := r.connect(ctx, c.p, connect, row)
 	if err != nil {
 		return err
 	}

@@ -26,28 +26,14 @@ const committers = 16
 // the local one measured in the same run ("x-local").
 func BenchmarkCommit(b *testing.B) {
 	var local float64
-	b.Run("local", func(b *testing.B) {
-		s, err := badgerstore.Open(context.Background(), badgerstore.Config{Dir: filepath.Join(b.TempDir(), "store")})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer s.Close()
-		local = runCommits(b, s, committers)
-	})
+	b.Run("local", func(b *testing.B) { local = runCommits(b, localStore(b), committers) })
 	for _, n := range []int{0, 1, 2} {
 		for _, mode := range []primary.Mode{primary.Async, primary.Received, primary.Applied} {
 			if n == 0 && mode != primary.Async {
 				continue // nothing to wait for
 			}
 			b.Run(fmt.Sprintf("replicas=%d/%s", n, mode), func(b *testing.B) {
-				c := New(b, Config{Badger: true, BadgerSync: true, TCP: true, DirectReplicaStores: true,
-					Sync: primary.SyncPolicy{Mode: mode, Replicas: n}})
-				var rs []string
-				for i := range n {
-					rs = append(rs, c.AddReplica(fmt.Sprintf("r%d", i+1)).Name)
-				}
-				c.WaitHealthy(rs...)
-				rate := runCommits(b, c.Primary, committers)
+				rate := runCommits(b, durableCluster(b, mode, n).Primary, committers)
 				if local > 0 {
 					b.ReportMetric(rate/local, "x-local")
 				}
@@ -62,23 +48,39 @@ func BenchmarkCommit(b *testing.B) {
 // ratio of the local one measured in the same run ("x-local").
 func BenchmarkCommitLatency(b *testing.B) {
 	var local float64
-	b.Run("local", func(b *testing.B) {
-		s, err := badgerstore.Open(context.Background(), badgerstore.Config{Dir: filepath.Join(b.TempDir(), "store")})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer s.Close()
-		local = runCommits(b, s, 1)
-	})
+	b.Run("local", func(b *testing.B) { local = runCommits(b, localStore(b), 1) })
 	b.Run("replicas=1/applied", func(b *testing.B) {
-		c := New(b, Config{Badger: true, BadgerSync: true, TCP: true, DirectReplicaStores: true,
-			Sync: primary.SyncPolicy{Mode: primary.Applied, Replicas: 1}})
-		c.WaitHealthy(c.AddReplica("r1").Name)
-		rate := runCommits(b, c.Primary, 1)
+		rate := runCommits(b, durableCluster(b, primary.Applied, 1).Primary, 1)
 		if rate > 0 && local > 0 {
 			b.ReportMetric(local/rate, "x-local")
 		}
 	})
+}
+
+// localStore opens a durable badgerstore alone, closed by b's cleanup.
+func localStore(b *testing.B) *badgerstore.Store {
+	b.Helper()
+	s, err := badgerstore.Open(context.Background(), badgerstore.Config{Dir: filepath.Join(b.TempDir(), "store")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+// durableCluster starts a primary with n healthy replicas over loopback
+// TCP, every store a badgerstore syncing every commit and used directly,
+// as nodes use them, in sync mode (K = n).
+func durableCluster(b *testing.B, mode primary.Mode, n int) *Cluster {
+	b.Helper()
+	c := New(b, Config{Badger: true, BadgerSync: true, TCP: true, DirectReplicaStores: true,
+		Sync: primary.SyncPolicy{Mode: mode, Replicas: n}})
+	var rs []string
+	for i := range n {
+		rs = append(rs, c.AddReplica(fmt.Sprintf("r%d", i+1)).Name)
+	}
+	c.WaitHealthy(rs...)
+	return c
 }
 
 // runCommits commits one 100-byte object per transaction from n

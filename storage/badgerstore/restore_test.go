@@ -187,13 +187,7 @@ func BenchmarkRestore(b *testing.B) {
 	const restoreBatchBench = 4096
 	data := make([]byte, 100)
 	var oneByOne float64
-	// next returns the transaction after prev, with its chain.
-	next := func(prev storage.Checksum, i int) storage.Transaction {
-		tid, oid := storage.TID(i+1), storage.OID(i+1)
-		digest := storage.DigestRecord(oid, data)
-		return storage.Transaction{TID: tid, Chain: storage.NextChain(prev, tid, storage.TxnMeta{}, []storage.RecordDigest{digest}),
-			Records: []storage.Record{{OID: oid, Data: data}}}
-	}
+	next := func(prev storage.Checksum, i int) storage.Transaction { return newObjectTxn(prev, i, data) }
 	b.Run("finishat", func(b *testing.B) {
 		s, err := Open(context.Background(), Config{Dir: b.TempDir(), Logger: zap.NewNop()})
 		if err != nil {
@@ -272,9 +266,9 @@ func BenchmarkIterator(b *testing.B) {
 	var chain storage.Checksum
 	history := make([]storage.Transaction, 0, txns)
 	for i := range txns {
-		tid, oid := storage.TID(i+1), storage.OID(i+1)
-		chain = storage.NextChain(chain, tid, storage.TxnMeta{}, []storage.RecordDigest{storage.DigestRecord(oid, data)})
-		history = append(history, storage.Transaction{TID: tid, Chain: chain, Records: []storage.Record{{OID: oid, Data: data}}})
+		tx := newObjectTxn(chain, i, data)
+		history = append(history, tx)
+		chain = tx.Chain
 	}
 	if n, err := s.Restore(ctx, history); err != nil || n != txns {
 		b.Fatalf("Restore: %d, %v", n, err)
@@ -292,4 +286,13 @@ func BenchmarkIterator(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(read)/b.Elapsed().Seconds(), "txns/s")
+}
+
+// newObjectTxn returns the i-th transaction (from 0) of a history in which
+// each writes one new object with data, after the one whose chain is prev.
+func newObjectTxn(prev storage.Checksum, i int, data []byte) storage.Transaction {
+	tid, oid := storage.TID(i+1), storage.OID(i+1)
+	digest := storage.DigestRecord(oid, data)
+	return storage.Transaction{TID: tid, Chain: storage.NextChain(prev, tid, storage.TxnMeta{}, []storage.RecordDigest{digest}),
+		Records: []storage.Record{{OID: oid, Data: data}}}
 }
