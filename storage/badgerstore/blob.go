@@ -155,7 +155,7 @@ func (s *Store) writeBlob(data []byte, ref *blobRef, written, synced chan<- erro
 		}
 		break
 	}
-	if err := writeStartingWriteback(f, data, !s.cfg.NoSync); err != nil {
+	if err := s.writeBlobFile(f, data); err != nil {
 		_ = f.Close()
 		_ = os.Remove(path)
 		written <- fmt.Errorf("write blob file %s: %w", path, err)

@@ -44,9 +44,13 @@
 // data written once, to its file.
 //
 // Store writes the file (under a new id, created exclusively) while it
-// computes the data's digest, in 4 MiB pieces whose writeback to the
-// disk it starts as each is written (on Linux), then syncs it in the
-// background, which then has little left to do; storing
+// computes the data's digest, then syncs it in the background. On Linux a
+// durable store writes around the page cache (O_DIRECT, 1 MiB aligned
+// chunks, several in flight, the tail's padding truncated away), so the
+// disk works while the data is hashed and the sync has little left to
+// do; where O_DIRECT is refused, and on other platforms, it writes
+// through the page cache in 4 MiB pieces whose writeback it starts (on
+// Linux) as each is written; storing
 // the OID again in the transaction removes the file, and so do Abort and
 // a failed Vote. Vote waits for the files' syncs and syncs the blobs
 // directory once, before it takes the commit lock: the lock is never

@@ -62,6 +62,8 @@ type Store struct {
 	// and removing the files it packed.
 	blobDir  string
 	blobGate sync.RWMutex
+	// directBufs recycles the aligned buffers of direct blob writes.
+	directBufs sync.Pool
 
 	packMu  sync.Mutex // serialises Pack
 	horizon atomic.Uint64
