@@ -5,13 +5,17 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/repld/repld/internal/admin"
+	"github.com/repld/repld/internal/node"
 	"github.com/repld/repld/primary"
 	"github.com/repld/repld/replica"
+	"github.com/repld/repld/storage"
+	"github.com/repld/repld/storage/badgerstore"
 )
 
 // run executes the root command with args and the given environment,
@@ -108,8 +112,11 @@ func TestMetricsFromStatus(t *testing.T) {
 			{Name: "r2", State: "quarantined", LagTransactions: 4, LagSeconds: 1.5, Quarantine: &primary.Quarantine{Reason: "disk full"}},
 		},
 	}
-	text := scrape(t, func() []admin.Sample { return primarySamples(pst) })
+	store := syncingStore{stats: badgerstore.SyncStats{Rounds: 7, Time: 1500 * time.Millisecond}}
+	text := scrape(t, func() []admin.Sample { return nodeSamples(pst, store) })
 	for _, want := range []string{
+		"# TYPE repld_store_syncs_total counter\nrepld_store_syncs_total 7\n",
+		"# TYPE repld_store_sync_seconds_total counter\nrepld_store_sync_seconds_total 1.5\n",
 		"# TYPE repld_commits_total counter\nrepld_commits_total 10\n",
 		`repld_replica_lag_transactions{replica="r1"} 0`,
 		`repld_replica_lag_transactions{replica="r2"} 4`,
@@ -125,11 +132,17 @@ func TestMetricsFromStatus(t *testing.T) {
 
 	rst := replica.Status{Name: "r2", Role: "replica", State: replica.StateQuarantined,
 		Quarantine: &replica.Quarantine{Reason: "disk full"}, Counters: replica.Counters{Applied: 3}}
-	text = scrape(t, func() []admin.Sample { return replicaSamples(rst) })
-	for _, want := range []string{"repld_quarantined 1\n", "repld_applied_total 3\n", `repld_replica_state{replica="r2",state="live"} 0`} {
+	text = scrape(t, func() []admin.Sample { return nodeSamples(node.ReplicaStatus{Status: rst}, store) })
+	for _, want := range []string{"repld_quarantined 1\n", "repld_applied_total 3\n", `repld_replica_state{replica="r2",state="live"} 0`,
+		"repld_store_syncs_total 7\n", "repld_store_sync_seconds_total 1.5\n"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("replica metrics lack %q:\n%s", want, text)
 		}
+	}
+	// A store that does not count its syncs has no such series.
+	text = scrape(t, func() []admin.Sample { return nodeSamples(node.ReplicaStatus{Status: rst}, plainStore{}) })
+	if strings.Contains(text, "repld_store_sync") || !strings.Contains(text, "repld_applied_total 3\n") {
+		t.Errorf("replica metrics with a store that counts no syncs:\n%s", text)
 	}
 	if err := replicaHealth(rst); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Errorf("health of a quarantined replica: %v", err)
@@ -138,6 +151,17 @@ func TestMetricsFromStatus(t *testing.T) {
 		t.Errorf("health of a live replica: %v", err)
 	}
 }
+
+// plainStore stands for a store that does not count its syncs.
+type plainStore struct{ storage.Storage }
+
+// syncingStore stands for a badgerstore with the given sync rounds.
+type syncingStore struct {
+	storage.Storage
+	stats badgerstore.SyncStats
+}
+
+func (s syncingStore) SyncStats() badgerstore.SyncStats { return s.stats }
 
 // scrape returns the Prometheus text exposition of read's samples, failing
 // on any collection error (a pedantic registry also checks consistency).

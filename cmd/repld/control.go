@@ -29,7 +29,11 @@ func openNode(ctx context.Context, o *nodeOptions, role node.Role, n node.Config
 	}
 	n.Name, n.DataDir, n.GCS, n.Logger = o.name, o.data, g, log
 	n.OpenStore = func(ctx context.Context) (storage.Storage, error) {
-		return o.client.announce(openStore(ctx, o.data, log))
+		s, err := openStore(ctx, o.data, log)
+		if err == nil {
+			o.local.set(s)
+		}
+		return o.client.announce(s, err)
 	}
 	n.RemoveStore = func() error { return os.RemoveAll(storeDir(o.data)) }
 	n.Primary.Group, n.Replica.Group = o.group, o.group
@@ -49,18 +53,19 @@ func nodeAdmin(o *nodeOptions, n *node.Node, log *zap.Logger) admin.Config {
 		Health:       n.Health,
 		CurrentStore: n.Store,
 		Control:      n,
-		Gatherer:     newRegistry(func() []admin.Sample { return nodeSamples(n.Status()) }),
+		Gatherer:     newRegistry(func() []admin.Sample { return nodeSamples(n.Status(), o.local.get()) }),
 		Logger:       log.Named("admin"),
 	}
 }
 
-// nodeSamples are the metrics of the node's current role.
-func nodeSamples(st any) []admin.Sample {
+// nodeSamples are the metrics of the node's current role, whose status is
+// st, and of its local store.
+func nodeSamples(st any, local storage.Storage) []admin.Sample {
 	switch st := st.(type) {
 	case primary.Status:
-		return primarySamples(st)
+		return append(primarySamples(st), storeSamples(local)...)
 	case node.ReplicaStatus:
-		return replicaSamples(st.Status)
+		return append(replicaSamples(st.Status), storeSamples(local)...)
 	}
 	return nil
 }

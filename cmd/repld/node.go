@@ -36,6 +36,8 @@ type nodeOptions struct {
 	tlsKey  string
 	tlsCA   string
 	client  clientPort
+	// local is the store the node opened last, for its metrics.
+	local localStore
 }
 
 func (o *nodeOptions) addFlags(fs *pflag.FlagSet, listenUsage, listenDefault string) {

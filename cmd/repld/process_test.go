@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -169,6 +171,33 @@ func call(method, url string, out any) (int, error) {
 	return resp.StatusCode, json.NewDecoder(resp.Body).Decode(out)
 }
 
+// scrapeURL returns the text of a GET of url.
+func scrapeURL(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: procWaitTimeout}).Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s, %v", url, resp.Status, err)
+	}
+	return string(b)
+}
+
+// sampleValue returns the value of the unlabelled series name in a
+// Prometheus text exposition.
+func sampleValue(text, name string) (float64, bool) {
+	for line := range strings.Lines(text) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
+}
+
 // primaryDoc is the part of the primary's /status the test reads (TIDs are
 // compared through /chain, whose format this package owns).
 type primaryDoc struct {
@@ -314,6 +343,15 @@ func TestProcessReplicaKilledAndRestarted(t *testing.T) {
 	t.Logf("the primary committed %d transactions, the last %s; both replicas have its chain %s", status().Counters.Commits, last.TID, last.Chain)
 	if d := status(); d.state("r2") != "healthy" {
 		t.Errorf("r2 is %q on the primary after catching up, want healthy", d.state("r2"))
+	}
+	// Both roles count the sync rounds of their durable stores.
+	for _, n := range []struct{ name, admin string }{{"primary", primAdmin}, {"r1", r1Admin}} {
+		text := scrapeURL(t, n.admin+"/metrics")
+		for _, metric := range []string{"repld_store_syncs_total", "repld_store_sync_seconds_total"} {
+			if v, ok := sampleValue(text, metric); !ok || v <= 0 {
+				t.Errorf("%s: /metrics has %s %v (present %v), want a positive value", n.name, metric, v, ok)
+			}
+		}
 	}
 	if t.Failed() {
 		return

@@ -27,14 +27,18 @@ type cluster struct {
 	log   *zap.Logger
 	pnode *gcs.Node
 	p     *primary.Primary
-	reps  []*replicaNode
+	// pstore is the primary's store, which p owns; the rows read its sync
+	// rounds.
+	pstore *badgerstore.Store
+	reps   []*replicaNode
 }
 
 // replicaNode is one running replica.
 type replicaNode struct {
-	name string
-	node *gcs.Node
-	rep  *replica.Replica
+	name  string
+	node  *gcs.Node
+	rep   *replica.Replica
+	store *badgerstore.Store // rep's store, which rep owns
 }
 
 func (r *replicaNode) close() error { return errors.Join(r.rep.Close(), r.node.Close()) }
@@ -88,6 +92,7 @@ func startCluster(ctx context.Context, dir string, mode primary.Mode, n int, log
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open primary: %w", err), store.Close())
 	}
+	c.pstore = store
 	for i := range n {
 		if _, err := c.startReplica(ctx, fmt.Sprintf("r%d", i+1)); err != nil {
 			return nil, err
@@ -119,7 +124,7 @@ func (c *cluster) startReplica(ctx context.Context, name string) (*replicaNode, 
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open replica %s: %w", name, err), store.Close(), node.Close())
 	}
-	r := &replicaNode{name: name, node: node, rep: rep}
+	r := &replicaNode{name: name, node: node, rep: rep, store: store}
 	c.reps = append(c.reps, r)
 	return r, nil
 }
@@ -166,6 +171,16 @@ func (c *cluster) waitApplied(ctx context.Context, tid storage.TID) error {
 		}
 	}
 	return nil
+}
+
+// syncMeter reads the sync rounds of the primary's and the running
+// replicas' stores.
+func (c *cluster) syncMeter() syncMeter {
+	m := syncMeter{primary: c.pstore}
+	for _, r := range c.reps {
+		m.replicas = append(m.replicas, r.store)
+	}
+	return m
 }
 
 // close stops the replicas, then the primary, then the gcs nodes.

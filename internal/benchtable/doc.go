@@ -11,7 +11,10 @@
 // local-only row of the same workload and path: commits per second (higher
 // is better) and p50 latency (lower is better), and the time the slowest
 // replica still needed, after the workload stopped, to apply everything
-// (the lag at the end).
+// (the lag at the end). Rows also carry the sync rounds of the primary's
+// (or the local) store and of the replicas' stores: rounds per commit and
+// their mean duration. A store runs its rounds back to back, so rounds
+// that fill the row's time say the disk's syncs bound it.
 //
 // After the rows come two transfer measurements: the catch-up of a replica
 // that was stopped while the primary committed 100 000 small transactions,

@@ -73,7 +73,7 @@ func us(d time.Duration) string {
 // targets.
 func (t *Table) Print(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "SETUP\tPATH\tWORKLOAD\tCLIENTS\tCOMMITS/S\tRATIO\tOBJECTS/S\tMB/S\tP50 µs\tP99 µs\tP999 µs\tP50 RATIO\tLAG ms\tCPU µs/COMMIT\t")
+	fmt.Fprintln(tw, "SETUP\tPATH\tWORKLOAD\tCLIENTS\tCOMMITS/S\tRATIO\tOBJECTS/S\tMB/S\tP50 µs\tP99 µs\tP999 µs\tP50 RATIO\tLAG ms\tCPU µs/COMMIT\tSYNC µs\tCOMMITS/SYNC\t")
 	for _, r := range t.Rows {
 		res := r.Result
 		lag := "-"
@@ -84,10 +84,12 @@ func (t *Table) Print(w io.Writer) error {
 		if r.CPUPerCommit > 0 {
 			cpu = us(r.CPUPerCommit)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%.2f\t%.0f\t%.1f\t%s\t%s\t%s\t%.2f\t%s\t%s\t\n",
+		roundUS, commitsPerSync := syncCells(r)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%.2f\t%.0f\t%.1f\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t\n",
 			r.Setup, r.Path, workloadName(r.Workload), r.Workload.Clients,
 			res.CommitsPerSec(), r.Ratio, res.ObjectsPerSec(), res.MBPerSec(),
-			us(res.Commit.P50), us(res.Commit.P99), us(res.Commit.P999), r.P50Ratio, lag, cpu)
+			us(res.Commit.P50), us(res.Commit.P99), us(res.Commit.P999), r.P50Ratio, lag, cpu,
+			roundUS, commitsPerSync)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -116,6 +118,23 @@ func (t *Table) Print(w io.Writer) error {
 		fmt.Fprintf(tw, "  %s\t%s\twant %s\t%s\n", verdict, tg.Name, tg.Want, got)
 	}
 	return tw.Flush()
+}
+
+// syncCells returns r's SYNC µs and COMMITS/SYNC cells: the mean round
+// time and the commits per round of the primary's (or the local) store,
+// then of the replicas', as "580/910" and "7.1/6.0"; "-" where there are
+// none. Each replica applies every commit, so the replicas' commits per
+// round are those of one replica's round, not of the summed rounds.
+func syncCells(r Row) (roundUS, commitsPerSync string) {
+	cell := func(syncsPerCommit float64, round time.Duration, stores int) (string, string) {
+		if syncsPerCommit <= 0 || stores <= 0 {
+			return "-", "-"
+		}
+		return us(round), fmt.Sprintf("%.1f", float64(stores)/syncsPerCommit)
+	}
+	pu, pc := cell(r.SyncsPerCommit, r.SyncRound, 1)
+	ru, rc := cell(r.ReplicaSyncsPerCommit, r.ReplicaSyncRound, r.Replicas)
+	return pu + "/" + ru, pc + "/" + rc
 }
 
 // workloadName spells a workload as "small 1×100 B".

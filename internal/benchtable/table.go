@@ -14,6 +14,7 @@ import (
 	"github.com/repld/repld/internal/loadgen"
 	"github.com/repld/repld/primary"
 	"github.com/repld/repld/storage"
+	"github.com/repld/repld/storage/badgerstore"
 )
 
 // Defaults of zero Config fields.
@@ -190,6 +191,20 @@ type Row struct {
 	// commit; 0 where it cannot be measured. With every node on one
 	// machine, it bounds what the machine's cores can commit.
 	CPUPerCommit time.Duration `json:"cpu_per_commit"`
+	// SyncsPerCommit is the sync rounds of the primary's store (of the
+	// local store in local rows) per commit, SyncRound their mean
+	// duration: the rounds run one after another, so SyncsPerCommit ×
+	// SyncRound close to the time between commits (1 / commits/s) means the
+	// row is bound by the disk's syncs. ReplicaSyncsPerCommit and
+	// ReplicaSyncRound are the same over the replicas' stores: their
+	// rounds summed (with two replicas, each applying every commit, twice
+	// one replica's), their mean duration over all of them; they count
+	// until the replicas applied the last commit. 0 where there are no
+	// such stores or no rounds.
+	SyncsPerCommit        float64       `json:"syncs_per_commit"`
+	SyncRound             time.Duration `json:"sync_round"`
+	ReplicaSyncsPerCommit float64       `json:"replica_syncs_per_commit"`
+	ReplicaSyncRound      time.Duration `json:"replica_sync_round"`
 }
 
 // Transfer is a catch-up or resync measurement.
@@ -311,8 +326,10 @@ func (r *runner) row(ctx context.Context, s Setup, w Workload, base *Row, connec
 		row.P50Ratio = ratio(float64(row.Result.Commit.P50), float64(base.Result.Commit.P50))
 	}
 	r.t.Rows = append(r.t.Rows, row)
-	fmt.Fprintf(r.cfg.Progress, "%-22s %-8s %-7s %2d clients: %9.0f commits/s (×%.2f), p50 %v, lag %v, CPU %v per commit\n",
-		row.Setup, row.Path, w.Name, w.Clients, row.Result.CommitsPerSec(), row.Ratio, row.Result.Commit.P50, row.Lag.Round(time.Millisecond), row.CPUPerCommit.Round(time.Microsecond))
+	roundUS, commitsPerSync := syncCells(row)
+	fmt.Fprintf(r.cfg.Progress, "%-22s %-8s %-7s %2d clients: %9.0f commits/s (×%.2f), p50 %v, lag %v, CPU %v per commit, sync rounds (primary/replica) %s µs, %s commits each\n",
+		row.Setup, row.Path, w.Name, w.Clients, row.Result.CommitsPerSec(), row.Ratio, row.Result.Commit.P50, row.Lag.Round(time.Millisecond), row.CPUPerCommit.Round(time.Microsecond),
+		roundUS, commitsPerSync)
 	return row, nil
 }
 
@@ -330,7 +347,13 @@ func (r *runner) local(ctx context.Context, dir string, lc loadgen.Config, row *
 		return err
 	}
 	defer func() { err = errors.Join(err, release()) }()
-	return runLoad(ctx, s, lc, row)
+	m := syncMeter{primary: store}
+	before := m.read()
+	if err := runLoad(ctx, s, lc, row); err != nil {
+		return err
+	}
+	m.record(before, row)
+	return nil
 }
 
 // connect returns the storage a row's clients use: store itself, or, if
@@ -356,6 +379,49 @@ func runLoad(ctx context.Context, store storage.Storage, lc loadgen.Config, row 
 	return err
 }
 
+// syncMeter reads the sync rounds of a row's stores: the primary's (or
+// the local one) and its replicas'.
+type syncMeter struct {
+	primary  *badgerstore.Store
+	replicas []*badgerstore.Store
+}
+
+// syncCounts are the sync rounds of a row's stores at one time: the
+// primary's, and the sum of the replicas'.
+type syncCounts struct {
+	primary, replicas badgerstore.SyncStats
+}
+
+func (m syncMeter) read() syncCounts {
+	c := syncCounts{primary: m.primary.SyncStats()}
+	for _, s := range m.replicas {
+		st := s.SyncStats()
+		c.replicas.Rounds += st.Rounds
+		c.replicas.Time += st.Time
+	}
+	return c
+}
+
+// record sets row's sync fields from the rounds since before, per commit
+// of the row.
+func (m syncMeter) record(before syncCounts, row *Row) {
+	after := m.read()
+	row.SyncsPerCommit, row.SyncRound = syncsPer(before.primary, after.primary, row.Result.Commits)
+	if len(m.replicas) > 0 {
+		row.ReplicaSyncsPerCommit, row.ReplicaSyncRound = syncsPer(before.replicas, after.replicas, row.Result.Commits)
+	}
+}
+
+// syncsPer returns the rounds from before to after per commit, and their
+// mean duration; zeros without commits or rounds.
+func syncsPer(before, after badgerstore.SyncStats, commits uint64) (float64, time.Duration) {
+	rounds := after.Rounds - before.Rounds
+	if commits == 0 || rounds == 0 {
+		return 0, 0
+	}
+	return float64(rounds) / float64(commits), (after.Time - before.Time) / time.Duration(rounds)
+}
+
 func ratio(a, b float64) float64 {
 	if b == 0 {
 		return 0
@@ -378,6 +444,8 @@ func (r *runner) replicated(ctx context.Context, dir string, s Setup, lc loadgen
 		return err
 	}
 	defer func() { err = errors.Join(err, release()) }()
+	m := c.syncMeter()
+	before := m.read()
 	if err := runLoad(ctx, store, lc, row); err != nil {
 		return err
 	}
@@ -386,6 +454,9 @@ func (r *runner) replicated(ctx context.Context, dir string, s Setup, lc loadgen
 		return err
 	}
 	row.Lag = time.Since(end)
+	// After the wait: replicas that lag behind still sync for the row's
+	// commits.
+	m.record(before, row)
 	return nil
 }
 

@@ -44,6 +44,22 @@ func TestRunSmallTable(t *testing.T) {
 		if _, ok := cputime.Process(); ok && r.CPUPerCommit <= 0 {
 			t.Fatalf("row %s: no CPU time per commit", r.Setup)
 		}
+		// Every store is durable: each commit waits for a sync round.
+		if r.SyncsPerCommit <= 0 || r.SyncRound <= 0 {
+			t.Fatalf("row %s: %.2f sync rounds per commit of %v, want the primary's (or local) rounds", r.Setup, r.SyncsPerCommit, r.SyncRound)
+		}
+	}
+	if local.ReplicaSyncsPerCommit != 0 || local.ReplicaSyncRound != 0 {
+		t.Fatalf("local row has replica sync rounds: %+v", local)
+	}
+	if applied.ReplicaSyncsPerCommit <= 0 || applied.ReplicaSyncRound <= 0 {
+		t.Fatalf("applied row: %.2f replica sync rounds per commit of %v, want some", applied.ReplicaSyncsPerCommit, applied.ReplicaSyncRound)
+	}
+	if rounds, commits := syncCells(local); !strings.HasSuffix(rounds, "/-") || !strings.HasSuffix(commits, "/-") || strings.HasPrefix(rounds, "-") {
+		t.Fatalf("sync cells of the local row: %q, %q, want the local store's and no replicas'", rounds, commits)
+	}
+	if rounds, commits := syncCells(applied); strings.Contains(rounds+commits, "-") {
+		t.Fatalf("sync cells of the applied row: %q, %q, want the primary's and the replica's", rounds, commits)
 	}
 	if tab.CatchUp == nil || tab.CatchUp.Txns != 200 || tab.CatchUp.TxnsPerSec() <= 0 {
 		t.Fatalf("catch-up %+v, want 200 transactions", tab.CatchUp)
@@ -59,16 +75,24 @@ func TestRunSmallTable(t *testing.T) {
 	if err := tab.Print(&out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"SETUP", "local badger", "1 replica, applied", "small 1×100 B", "catch-up:", "full resync:", "targets:", "not measured"} {
+	for _, want := range []string{"SETUP", "SYNC µs", "COMMITS/SYNC", "local badger", "1 replica, applied", "small 1×100 B", "catch-up:", "full resync:", "targets:", "not measured"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
 	}
-	if !strings.Contains(progress.String(), "catch-up of 200 transactions") {
-		t.Errorf("progress lacks the catch-up:\n%s", progress.String())
+	for _, want := range []string{"catch-up of 200 transactions", "sync rounds (primary/replica)"} {
+		if !strings.Contains(progress.String(), want) {
+			t.Errorf("progress lacks %q:\n%s", want, progress.String())
+		}
 	}
-	if _, err := json.Marshal(tab); err != nil {
+	b, err := json.Marshal(tab)
+	if err != nil {
 		t.Fatal(err)
+	}
+	for _, want := range []string{`"syncs_per_commit":`, `"sync_round":`, `"replica_syncs_per_commit":`, `"replica_sync_round":`} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("JSON lacks %s", want)
+		}
 	}
 }
 

@@ -103,6 +103,11 @@
 // extra latency when a transaction holds the lock between Vote and Finish
 // for longer.
 //
+// Store.SyncStats counts the rounds and their time. Rounds run one after
+// another, so when their total time nearly fills the elapsed time, the
+// disk's syncs bound the commits; commits per round then say how well the
+// rounds are shared.
+//
 // # Restore
 //
 // Restore writes transactions another store committed (a replica's

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"go.uber.org/zap"
@@ -55,6 +56,11 @@ type Store struct {
 	// own commit marker or an 8-byte counter may then go there.
 	vlogDirty  atomic.Bool
 	vlogAlways bool
+	// syncRounds and syncTime count the sync rounds that succeeded and the
+	// time they took, for SyncStats; atomics, as they are updated on the
+	// commit path.
+	syncRounds atomic.Uint64
+	syncTime   atomic.Int64 // nanoseconds
 
 	// blobDir holds the blob files. blobGate is held shared by a reader
 	// around opening a blob file (and deciding whether a missing one was
@@ -283,6 +289,7 @@ func (s *Store) publish(tid uint64) {
 // syncRound is one group sync: everything written before it starts is on
 // stable storage when it returns, and is then published.
 func (s *Store) syncRound() error {
+	start := time.Now()
 	target := s.lastWritten.Load()
 	vlog := s.vlogDirty.Swap(false) || s.vlogAlways
 	if err := s.logs.sync(vlog); err != nil {
@@ -290,8 +297,31 @@ func (s *Store) syncRound() error {
 		s.fail(err)
 		return err
 	}
+	// The time first: a reader that loads the count, then the time, never
+	// sees rounds without their time.
+	s.syncTime.Add(int64(time.Since(start)))
+	s.syncRounds.Add(1)
 	s.publish(target)
 	return nil
+}
+
+// SyncStats counts the sync rounds of a Store: the fsyncs of badger's log
+// files that make commits durable, each shared by the commits written
+// before it started.
+type SyncStats struct {
+	// Rounds is the number of sync rounds that succeeded since Open.
+	Rounds uint64
+	// Time is their total duration. Rounds run one at a time, so Time
+	// close to the elapsed time means that commits waited for the disk.
+	Time time.Duration
+}
+
+// SyncStats returns the store's sync rounds since Open (with NoSync,
+// commits run none). It takes no lock, so it may be called at any time,
+// also after Close.
+func (s *Store) SyncStats() SyncStats {
+	rounds := s.syncRounds.Load()
+	return SyncStats{Rounds: rounds, Time: time.Duration(s.syncTime.Load())}
 }
 
 // durable waits until everything written so far is durable (a no-op with

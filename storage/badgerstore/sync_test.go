@@ -67,3 +67,31 @@ func newestLogs(t *testing.T, dir string) map[string]int {
 	}
 	return newest
 }
+
+// SyncStats counts the rounds that made commits durable and their time;
+// commits of a NoSync store run none.
+func TestSyncStats(t *testing.T) {
+	s := openStore(t, testConfig(t, t.TempDir()))
+	if st := s.SyncStats(); st != (SyncStats{}) {
+		t.Fatalf("stats of a new store: %+v, want none", st)
+	}
+	const commits = 3
+	for i := range commits {
+		commitObjects(t, s, uint64(i), []int{100})
+	}
+	// Each commit, one after another, needs a round that started after
+	// its write.
+	if st := s.SyncStats(); st.Rounds < commits || st.Time <= 0 {
+		t.Fatalf("stats after %d durable commits: %+v, want at least %d rounds taking some time", commits, st, commits)
+	}
+
+	cfg := testConfig(t, t.TempDir())
+	cfg.NoSync = true
+	s = openStore(t, cfg)
+	for i := range commits {
+		commitObjects(t, s, uint64(i), []int{100})
+	}
+	if st := s.SyncStats(); st != (SyncStats{}) {
+		t.Fatalf("stats after %d NoSync commits: %+v, want none", commits, st)
+	}
+}
