@@ -364,7 +364,7 @@ within one run only.`,
 	fs.IntVar(&o.catchUp, "catch-up-txns", benchtable.DefaultCatchUpTxns, "transactions committed while a replica is stopped (negative: skip catch-up and resync)")
 	fs.IntVar(&o.resyncLarge, "resync-large", benchtable.DefaultResyncLarge, "16 MiB objects added before the full resync (negative: none)")
 	fs.StringSliceVar(&o.workloads, "workloads", nil, "run only these workloads: small, medium, large (default all)")
-	fs.StringSliceVar(&o.setups, "setups", nil, "run only these setups besides the local baseline: 0 (primary without replica), or replicas/mode such as 1/applied (default all)")
+	fs.StringSliceVar(&o.setups, "setups", nil, "run only these setups besides the local baseline: mirror (two local stores, every commit to both), 0 (primary without replica), or replicas/mode such as 1/applied (default all)")
 	fs.StringVar(&o.cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file (go tool pprof reads it)")
 	addChoice(cmd, fs, o.path, "path", "how replicated rows reach the primary: the network client or the embedded primary")
 	fs.StringVar(&o.dir, "dir", "", "directory for the temporary stores (default: the system's temporary directory)")
@@ -410,13 +410,17 @@ func (o *benchTableOptions) config(progress io.Writer, log *zap.Logger) (benchta
 	return cfg, nil
 }
 
-// parseSetup reads a --setups entry: "0" for a primary without replica,
-// or "N/MODE" for N replicas in sync mode MODE.
+// parseSetup reads a --setups entry: "mirror" for two local stores
+// mirrored, "0" for a primary without replica, or "N/MODE" for N replicas
+// in sync mode MODE.
 func parseSetup(name string) (benchtable.Setup, error) {
+	if name == "mirror" {
+		return benchtable.Setup{Mirror: true}, nil
+	}
 	n, mode, found := strings.Cut(name, "/")
 	replicas, err := strconv.Atoi(n)
 	if err != nil || replicas < 0 || replicas > 16 || found == (replicas == 0) {
-		return benchtable.Setup{}, fmt.Errorf("--setups %q: use 0, or replicas/mode such as 1/applied", name)
+		return benchtable.Setup{}, fmt.Errorf("--setups %q: use mirror, 0, or replicas/mode such as 1/applied", name)
 	}
 	s := benchtable.Setup{Replicas: replicas}
 	if found {

@@ -160,20 +160,20 @@ func TestBenchTableRemotePath(t *testing.T) {
 		Dir:         t.TempDir(),
 		RowDuration: 100 * time.Millisecond,
 		Workloads:   []benchtable.Workload{{Name: "small", Clients: 1, ObjectsPerTxn: 1, ObjectSize: 100}},
-		Setups:      []benchtable.Setup{{Local: true}, {Replicas: 1, Mode: primary.Applied}},
+		Setups:      []benchtable.Setup{{Local: true}, {Mirror: true}, {Replicas: 1, Mode: primary.Applied}},
 		CatchUpTxns: -1,
 		Connect:     benchConnect(zap.NewNop()),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The in-process baseline, the baseline over the network client and
-	// the replicated row, compared with the second.
-	if len(tab.Rows) != 3 {
-		t.Fatalf("%d rows, want 3: %+v", len(tab.Rows), tab.Rows)
+	// The in-process baseline, the baseline over the network client, the
+	// mirror and the replicated row, both compared with the second.
+	if len(tab.Rows) != 4 {
+		t.Fatalf("%d rows, want 4: %+v", len(tab.Rows), tab.Rows)
 	}
-	local, remoteLocal, applied := tab.Rows[0], tab.Rows[1], tab.Rows[2]
-	if local.Path != "local" || remoteLocal.Setup != "local badger" || remoteLocal.Path != "remote" || applied.Path != "remote" {
+	local, remoteLocal, mirrored, applied := tab.Rows[0], tab.Rows[1], tab.Rows[2], tab.Rows[3]
+	if local.Path != "local" || remoteLocal.Setup != "local badger" || remoteLocal.Path != "remote" || mirrored.Path != "remote" || applied.Path != "remote" {
 		t.Fatalf("rows %+v", tab.Rows)
 	}
 	for _, r := range tab.Rows {
@@ -186,13 +186,14 @@ func TestBenchTableRemotePath(t *testing.T) {
 		t.Fatalf("replicated row's ratio %v, want %v (against the baseline on its path)", applied.Ratio, want)
 	}
 	p50 := tab.Targets[1]
-	if p50.Source == "" || p50.Got != applied.P50Ratio || p50.InProcess <= 0 {
+	if p50.Source == "" || p50.Got != applied.P50Ratio || p50.InProcess <= 0 || p50.Mirror != mirrored.P50Ratio {
 		t.Fatalf("p50 target %+v", p50)
 	}
 }
 
 func TestParseSetup(t *testing.T) {
 	good := map[string]benchtable.Setup{
+		"mirror":     {Mirror: true},
 		"0":          {Replicas: 0},
 		"1/applied":  {Replicas: 1, Mode: primary.Applied},
 		"2/received": {Replicas: 2, Mode: primary.Received},
@@ -202,7 +203,7 @@ func TestParseSetup(t *testing.T) {
 			t.Errorf("parseSetup(%q) = %+v, %v; want %+v", name, got, err, want)
 		}
 	}
-	for _, name := range []string{"", "1", "0/async", "x/applied", "1/fast", "17/async", "-1/async"} {
+	for _, name := range []string{"", "1", "0/async", "x/applied", "1/fast", "17/async", "-1/async", "mirror/applied"} {
 		if _, err := parseSetup(name); err == nil || !strings.Contains(err.Error(), "--setups") {
 			t.Errorf("parseSetup(%q) = %v, want an error naming --setups", name, err)
 		}

@@ -3,7 +3,10 @@
 // in its own temporary directory, removed after its row.
 //
 // The table has one row per setup and workload: the local badgerstore alone
-// (no replication: the baseline), and a primary with 0, 1 and 2 replicas in
+// (no replication: the baseline), the mirror (two local badgerstores, every
+// commit on both, no replication protocol: the control that says what two
+// durable copies of every commit allow the machine), and a primary with 0,
+// 1 and 2 replicas in
 // each sync mode (async, received, applied; k=1), each under the workloads
 // small (1 object of 100 B per transaction), medium (10 objects of 1 KiB)
 // and large (1 object of 16 MiB) with 1 and 16 clients (large with 1 client

@@ -46,16 +46,38 @@ func evaluate(t *Table) []Target {
 			tg.InProcess = measure(row, local)
 		}
 	}
+	// mirror sets tg.Mirror to got of the mirror row of row's workload
+	// and path (the in-process one for an embedded primary, which is
+	// compared with the in-process local row too).
+	mirror := func(tg *Target, row *Row, got func(*Row) float64) {
+		if row == nil {
+			return
+		}
+		path := row.Path
+		if path == "embedded" {
+			path = "local"
+		}
+		if m := t.find(Setup{Mirror: true}, row.Workload.Name, row.Workload.Clients, path); m != nil {
+			tg.Mirror = got(m)
+		}
+	}
 	small16 := t.find(applied1, "small", 16, "")
+	commitRatio := func(r *Row) float64 { return r.Ratio }
 	tg := add("applied, 1 replica, small txns, 16 clients: commits/s vs local-only on the same path", ">= 0.70", "×",
-		small16, func(r *Row) float64 { return r.Ratio }, func(v float64) bool { return v >= 0.7 })
+		small16, commitRatio, func(v float64) bool { return v >= 0.7 })
 	inProcess(tg, small16, func(r, l *Row) float64 { return ratio(r.Result.CommitsPerSec(), l.Result.CommitsPerSec()) })
+	mirror(tg, small16, commitRatio)
 	small1 := t.find(applied1, "small", 1, "")
+	p50Ratio := func(r *Row) float64 { return r.P50Ratio }
 	tg = add("applied, 1 replica, 1 client: p50 latency vs local-only on the same path", "<= 3.00", "×",
-		small1, func(r *Row) float64 { return r.P50Ratio }, func(v float64) bool { return v > 0 && v <= 3 })
+		small1, p50Ratio, func(v float64) bool { return v > 0 && v <= 3 })
 	inProcess(tg, small1, func(r, l *Row) float64 { return ratio(float64(r.Result.Commit.P50), float64(l.Result.Commit.P50)) })
-	add("16 MiB objects replicated (applied, 1 replica)", ">= 500", "MB/s",
-		t.find(applied1, "large", 1, ""), func(r *Row) float64 { return r.Result.MBPerSec() }, func(v float64) bool { return v >= 500 })
+	mirror(tg, small1, p50Ratio)
+	large1 := t.find(applied1, "large", 1, "")
+	mbPerSec := func(r *Row) float64 { return r.Result.MBPerSec() }
+	tg = add("16 MiB objects replicated (applied, 1 replica)", ">= 500", "MB/s",
+		large1, mbPerSec, func(v float64) bool { return v >= 500 })
+	mirror(tg, large1, mbPerSec)
 	cu := Target{Name: "catch-up of a stopped replica", Want: ">= 50000", Unit: "txns/s"}
 	if t.CatchUp != nil {
 		cu.Got = t.CatchUp.TxnsPerSec()
@@ -114,6 +136,9 @@ func (t *Table) Print(w io.Writer) error {
 		}
 		if tg.InProcess > 0 {
 			got += fmt.Sprintf(" (against the in-process local badgerstore: %.2f %s)", tg.InProcess, tg.Unit)
+		}
+		if tg.Mirror > 0 {
+			got += fmt.Sprintf(" (mirror, every commit on two local stores with no protocol: %.2f %s)", tg.Mirror, tg.Unit)
 		}
 		fmt.Fprintf(tw, "  %s\t%s\twant %s\t%s\n", verdict, tg.Name, tg.Want, got)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"go.uber.org/zap"
@@ -54,6 +55,12 @@ type Setup struct {
 	// Local runs against a badgerstore alone, with no replication: the
 	// baseline. Replicas and Mode are then ignored.
 	Local bool `json:"local"`
+	// Mirror runs against two badgerstores side by side, each commit going
+	// to both and returning once both are durable, with no replication
+	// protocol: the control of the replicated rows (what two durable
+	// copies of every commit cost this machine). Replicas and Mode are
+	// then ignored.
+	Mirror bool `json:"mirror,omitempty"`
 	// Replicas is the number of replicas of the primary.
 	Replicas int `json:"replicas"`
 	// Mode is the primary's sync mode (k=1).
@@ -65,6 +72,8 @@ func (s Setup) String() string {
 	switch {
 	case s.Local:
 		return "local badger"
+	case s.Mirror:
+		return "2 local, mirrored"
 	case s.Replicas == 0:
 		return "primary, 0 replicas"
 	case s.Replicas == 1:
@@ -73,10 +82,10 @@ func (s Setup) String() string {
 	return fmt.Sprintf("%d replicas, %s", s.Replicas, s.Mode)
 }
 
-// DefaultSetups returns local-only, a primary with no replica, and a
-// primary with 1 and with 2 replicas in each sync mode.
+// DefaultSetups returns local-only, the mirror, a primary with no
+// replica, and a primary with 1 and with 2 replicas in each sync mode.
 func DefaultSetups() []Setup {
-	s := []Setup{{Local: true}, {Replicas: 0}}
+	s := []Setup{{Local: true}, {Mirror: true}, {Replicas: 0}}
 	for _, n := range []int{1, 2} {
 		for _, m := range []primary.Mode{primary.Async, primary.Received, primary.Applied} {
 			s = append(s, Setup{Replicas: n, Mode: m})
@@ -240,6 +249,12 @@ type Target struct {
 	// Got is against the local badgerstore behind that client); 0
 	// otherwise.
 	InProcess float64 `json:"in_process,omitempty"`
+	// Mirror is the same measure of the mirror row (two local stores,
+	// every commit on both, no replication protocol) of the same
+	// workload and path, where it was measured; 0 otherwise. It is what
+	// two durable copies of every commit allow on this machine: a
+	// replicated row cannot be expected to beat it.
+	Mirror float64 `json:"mirror,omitempty"`
 }
 
 // Table is the result of a run.
@@ -313,9 +328,12 @@ func (r *runner) row(ctx context.Context, s Setup, w Workload, base *Row, connec
 	}
 	defer os.RemoveAll(dir)
 	lc := loadgen.Config{Clients: w.Clients, Duration: r.cfg.RowDuration, ObjectSize: w.ObjectSize, ObjectsPerTxn: w.ObjectsPerTxn}
-	if s.Local {
+	switch {
+	case s.Local:
 		err = r.local(ctx, dir, lc, &row, connect)
-	} else {
+	case s.Mirror:
+		err = r.mirrored(ctx, dir, lc, &row, connect)
+	default:
 		err = r.replicated(ctx, dir, s, lc, &row, connect)
 	}
 	if err != nil {
@@ -348,6 +366,31 @@ func (r *runner) local(ctx context.Context, dir string, lc loadgen.Config, row *
 	}
 	defer func() { err = errors.Join(err, release()) }()
 	m := syncMeter{primary: store}
+	before := m.read()
+	if err := runLoad(ctx, s, lc, row); err != nil {
+		return err
+	}
+	m.record(before, row)
+	return nil
+}
+
+// mirrored runs lc against a mirror of two badgerstores, in process or
+// through Config.Connect.
+func (r *runner) mirrored(ctx context.Context, dir string, lc loadgen.Config, row *Row, connect bool) (err error) {
+	var stores [2]*badgerstore.Store
+	for i, name := range []string{"a", "b"} {
+		if stores[i], err = openBadger(ctx, filepath.Join(dir, name), r.cfg.Logger); err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, stores[i].Close()) }()
+	}
+	row.Path, row.Replicas = "local", 1
+	s, release, err := r.connect(ctx, newMirror(stores[0], stores[1]), connect, row)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, release()) }()
+	m := syncMeter{primary: stores[0], replicas: stores[1:]}
 	before := m.read()
 	if err := runLoad(ctx, s, lc, row); err != nil {
 		return err

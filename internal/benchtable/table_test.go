@@ -22,7 +22,7 @@ func TestRunSmallTable(t *testing.T) {
 		Dir:         t.TempDir(),
 		RowDuration: 100 * time.Millisecond,
 		Workloads:   []Workload{{"small", 1, 1, 100}},
-		Setups:      []Setup{{Local: true}, {Replicas: 1, Mode: primary.Applied}},
+		Setups:      []Setup{{Local: true}, {Mirror: true}, {Replicas: 1, Mode: primary.Applied}},
 		CatchUpTxns: 200,
 		ResyncLarge: 1,
 		Progress:    &progress,
@@ -30,12 +30,15 @@ func TestRunSmallTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(tab.Rows) != 2 {
-		t.Fatalf("%d rows, want 2", len(tab.Rows))
+	if len(tab.Rows) != 3 {
+		t.Fatalf("%d rows, want 3", len(tab.Rows))
 	}
-	local, applied := tab.Rows[0], tab.Rows[1]
+	local, mirrored, applied := tab.Rows[0], tab.Rows[1], tab.Rows[2]
 	if local.Path != "local" || local.Ratio != 1 || applied.Path != "embedded" || applied.Setup != "1 replica, applied" {
 		t.Fatalf("rows %+v and %+v", local, applied)
+	}
+	if mirrored.Setup != "2 local, mirrored" || mirrored.Path != "local" || mirrored.ReplicaSyncsPerCommit <= 0 {
+		t.Fatalf("mirror row %+v, want both stores' sync rounds", mirrored)
 	}
 	for _, r := range tab.Rows {
 		if r.Result.Commits == 0 || r.Ratio <= 0 || r.P50Ratio <= 0 {
@@ -70,12 +73,15 @@ func TestRunSmallTable(t *testing.T) {
 	if len(tab.Targets) != 4 || tab.Targets[0].Source != "" || tab.Targets[1].Source == "" || tab.Targets[2].Source != "" || tab.Targets[3].Source == "" {
 		t.Fatalf("targets %+v", tab.Targets)
 	}
+	if tab.Targets[1].Mirror <= 0 {
+		t.Fatalf("the 1-client latency target has no mirror figure: %+v", tab.Targets[1])
+	}
 
 	var out bytes.Buffer
 	if err := tab.Print(&out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"SETUP", "SYNC µs", "COMMITS/SYNC", "local badger", "1 replica, applied", "small 1×100 B", "catch-up:", "full resync:", "targets:", "not measured"} {
+	for _, want := range []string{"SETUP", "SYNC µs", "COMMITS/SYNC", "local badger", "2 local, mirrored", "1 replica, applied", "small 1×100 B", "mirror, every commit on two local stores", "catch-up:", "full resync:", "targets:", "not measured"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
