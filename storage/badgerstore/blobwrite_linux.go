@@ -37,12 +37,16 @@ var errDirectRefused = errors.New("direct write refused")
 // through the page cache, each chunk's writeback started as it is
 // written.
 func (s *Store) writeBlobFile(f *os.File, data []byte) error {
-	if !s.cfg.NoSync && len(data) >= directAlign {
+	if !s.cfg.NoSync && len(data) >= directAlign && !s.directRefused.Load() {
 		err := s.writeDirect(f, data, directAlign)
 		if !errors.Is(err, errDirectRefused) {
 			return err
 		}
-		s.log.Debug("writing a blob file through the page cache", zap.String("file", f.Name()), zap.Error(err))
+		// The blobs directory is on one file system: the next blob would
+		// be refused too.
+		if !s.directRefused.Swap(true) {
+			s.log.Info("blob files are written through the page cache: the file system refused a direct write", zap.String("dir", s.blobDir), zap.Error(err))
+		}
 	}
 	return writeStartingWriteback(f, data, !s.cfg.NoSync)
 }

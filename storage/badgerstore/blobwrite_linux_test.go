@@ -75,4 +75,18 @@ func TestWriteBlobFileRefused(t *testing.T) {
 	if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("read back %d bytes (%v) that differ from the %d written", len(got), err, len(data))
 	}
+
+	// Once refused, the store does not try again.
+	s.directRefused.Store(true)
+	g, err := os.Create(filepath.Join(t.TempDir(), "blob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if err := s.writeBlobFile(g, data); err != nil {
+		t.Fatal(err)
+	}
+	if flags, err := unix.FcntlInt(g.Fd(), unix.F_GETFL, 0); err != nil || flags&unix.O_DIRECT != 0 {
+		t.Fatalf("file flags %#x, %v: a store that was refused wrote with O_DIRECT", flags, err)
+	}
 }

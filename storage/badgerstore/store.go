@@ -68,8 +68,11 @@ type Store struct {
 	// and removing the files it packed.
 	blobDir  string
 	blobGate sync.RWMutex
-	// directBufs recycles the aligned buffers of direct blob writes.
-	directBufs sync.Pool
+	// directBufs recycles the aligned buffers of direct blob writes;
+	// directRefused is set once a direct write was refused, and blob
+	// files are then written through the page cache.
+	directBufs    sync.Pool
+	directRefused atomic.Bool
 
 	packMu  sync.Mutex // serialises Pack
 	horizon atomic.Uint64
