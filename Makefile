@@ -46,7 +46,7 @@ unit:
 	$(GO) test -race $(TEST_FLAGS) $(RACE_PKGS)
 
 # The project's benchmark table (see "Reading the benchmark table" in the
-# README): one process, loopback TCP, durable badger stores; about five
+# README): one process, loopback TCP, durable badger stores; about seven
 # minutes. BENCH_FLAGS passes flags to `repld bench-table`, e.g.
 # BENCH_FLAGS='--row-duration 1s --json'.
 BENCH_FLAGS ?=

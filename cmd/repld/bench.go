@@ -299,6 +299,7 @@ func replicaStatus(ctx context.Context, hc *http.Client, addr string) (replica.S
 // benchTableOptions are the flags of `repld bench-table`.
 type benchTableOptions struct {
 	rowDuration time.Duration
+	rounds      int
 	catchUp     int
 	resyncLarge int
 	workloads   []string
@@ -316,10 +317,15 @@ func newBenchTableCmd(g *globalOptions) *cobra.Command {
 		Short: "Run the project's benchmark table in this process (make bench)",
 		Long: `Run repld's benchmark table in this process, on loopback TCP with every store a
 durable badgerstore in a temporary directory: the local badgerstore alone
-(the baseline), then a primary with 0, 1 and 2 replicas in each sync mode
-(k=1), under small (1 × 100 B), medium (10 × 1 KiB) and large (1 × 16 MiB)
-transactions with 1 and 16 clients (large with 1 client), each row with its
-ratio to the local-only row of the same workload and path; then the
+(the baseline), the mirror (two local badgerstores, every commit on both,
+no replication protocol: the control), then a primary with 0, 1 and 2
+replicas in each sync mode (k=1), under small (1 × 100 B), medium (10 × 1
+KiB) and large (1 × 16 MiB) transactions with 1 and 16 clients (large with
+1 client), each row with its ratio to the local-only row of the same
+workload and path. Each workload's rows are measured --rounds times, a
+round after another, and each ratio is the median of the rounds' ratios,
+so that a slow spell of the shared machine during one row does not decide
+it. Then the
 catch-up speed of a replica stopped for --catch-up-txns transactions and the
 full resync speed of an empty replica; then the issue's targets. Replicated
 rows reach the primary through the network client (--path remote; the
@@ -327,11 +333,10 @@ local badgerstore is then measured both in process and behind the same
 client server, and the replicated rows are compared with the latter) or,
 to tell the client protocol's cost from replication's, as an embedded
 primary (--path embedded). Progress goes to stderr, the table to stdout.
-The full table
-takes about five minutes and loads the whole machine: compare numbers
-within one run only.`,
+The full table takes about seven minutes and loads the whole machine:
+compare numbers within one run only.`,
 		Example: `  make bench
-  repld bench-table --row-duration 1s --catch-up-txns 10000
+  repld bench-table --rounds 1 --row-duration 1s --catch-up-txns 10000
   repld bench-table --workloads small --path embedded
   repld bench-table --json > bench.json`,
 		Args: cobra.NoArgs,
@@ -360,7 +365,8 @@ within one run only.`,
 		}),
 	}
 	fs := cmd.Flags()
-	fs.DurationVar(&o.rowDuration, "row-duration", benchtable.DefaultRowDuration, "how long each row's workload runs")
+	fs.DurationVar(&o.rowDuration, "row-duration", benchtable.DefaultRowDuration, "how long each row's workload runs, in each round")
+	fs.IntVar(&o.rounds, "rounds", benchtable.DefaultRounds, "how many times each workload's rows are measured, a round after another; ratios are the medians of the rounds' ratios")
 	fs.IntVar(&o.catchUp, "catch-up-txns", benchtable.DefaultCatchUpTxns, "transactions committed while a replica is stopped (negative: skip catch-up and resync)")
 	fs.IntVar(&o.resyncLarge, "resync-large", benchtable.DefaultResyncLarge, "16 MiB objects added before the full resync (negative: none)")
 	fs.StringSliceVar(&o.workloads, "workloads", nil, "run only these workloads: small, medium, large (default all)")
@@ -399,6 +405,7 @@ func (o *benchTableOptions) config(progress io.Writer, log *zap.Logger) (benchta
 		Workloads:   workloads,
 		Setups:      setups,
 		RowDuration: o.rowDuration,
+		Rounds:      o.rounds,
 		CatchUpTxns: o.catchUp,
 		ResyncLarge: o.resyncLarge,
 		Progress:    progress,

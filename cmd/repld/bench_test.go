@@ -159,6 +159,7 @@ func TestBenchTableRemotePath(t *testing.T) {
 	tab, err := benchtable.Run(t.Context(), benchtable.Config{
 		Dir:         t.TempDir(),
 		RowDuration: 100 * time.Millisecond,
+		Rounds:      1,
 		Workloads:   []benchtable.Workload{{Name: "small", Clients: 1, ObjectsPerTxn: 1, ObjectSize: 100}},
 		Setups:      []benchtable.Setup{{Local: true}, {Mirror: true}, {Replicas: 1, Mode: primary.Applied}},
 		CatchUpTxns: -1,

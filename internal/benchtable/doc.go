@@ -39,5 +39,8 @@
 //
 // The numbers are comparable only within one run: the machine is shared and
 // noisy, which is why every row is given as a ratio to a baseline measured
-// in the same run.
+// in the same run. The noise changes within a run too, so each workload's
+// rows are measured in several rounds (Config.Rounds), every row compared
+// with the baseline of its own round, and the table gives the median ratio
+// and the range.
 package benchtable

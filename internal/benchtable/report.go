@@ -3,6 +3,7 @@ package benchtable
 import (
 	"fmt"
 	"io"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -32,6 +33,9 @@ func evaluate(t *Table) []Target {
 			tg.Got = got(row)
 			tg.Met = met(tg.Got)
 			tg.Source = fmt.Sprintf("%s, %s, %d clients, %s", row.Setup, row.Workload.Name, row.Workload.Clients, row.Path)
+			if row.Rounds > 1 {
+				tg.Source += fmt.Sprintf(", median of %d rounds", row.Rounds)
+			}
 		}
 		out = append(out, tg)
 		return &out[len(out)-1]
@@ -95,7 +99,14 @@ func us(d time.Duration) string {
 // targets.
 func (t *Table) Print(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "SETUP\tPATH\tWORKLOAD\tCLIENTS\tCOMMITS/S\tRATIO\tOBJECTS/S\tMB/S\tP50 µs\tP99 µs\tP999 µs\tP50 RATIO\tLAG ms\tCPU µs/COMMIT\tSYNC µs\tCOMMITS/SYNC\t")
+	// With several rounds, the range of each row's commit ratios follows
+	// its median.
+	rounds := slices.ContainsFunc(t.Rows, func(r Row) bool { return r.Rounds > 1 })
+	ratioHead := "RATIO"
+	if rounds {
+		ratioHead = "RATIO\t(MIN–MAX)"
+	}
+	fmt.Fprintf(tw, "SETUP\tPATH\tWORKLOAD\tCLIENTS\tCOMMITS/S\t%s\tOBJECTS/S\tMB/S\tP50 µs\tP99 µs\tP999 µs\tP50 RATIO\tLAG ms\tCPU µs/COMMIT\tSYNC µs\tCOMMITS/SYNC\t\n", ratioHead)
 	for _, r := range t.Rows {
 		res := r.Result
 		lag := "-"
@@ -107,9 +118,16 @@ func (t *Table) Print(w io.Writer) error {
 			cpu = us(r.CPUPerCommit)
 		}
 		roundUS, commitsPerSync := syncCells(r)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%.2f\t%.0f\t%.1f\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t\n",
+		ratioCell := fmt.Sprintf("%.2f", r.Ratio)
+		if rounds {
+			ratioCell += fmt.Sprintf("\t(%.2f–%.2f)", r.RatioMin, r.RatioMax)
+			if r.Rounds <= 1 {
+				ratioCell = fmt.Sprintf("%.2f\t-", r.Ratio)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.0f\t%s\t%.0f\t%.1f\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t\n",
 			r.Setup, r.Path, workloadName(r.Workload), r.Workload.Clients,
-			res.CommitsPerSec(), r.Ratio, res.ObjectsPerSec(), res.MBPerSec(),
+			res.CommitsPerSec(), ratioCell, res.ObjectsPerSec(), res.MBPerSec(),
 			us(res.Commit.P50), us(res.Commit.P99), us(res.Commit.P999), r.P50Ratio, lag, cpu,
 			roundUS, commitsPerSync)
 	}

@@ -20,7 +20,8 @@ import (
 
 // Defaults of zero Config fields.
 const (
-	DefaultRowDuration = 3 * time.Second
+	DefaultRowDuration = 2 * time.Second
+	DefaultRounds      = 3
 	DefaultCatchUpTxns = 100000
 	DefaultResyncLarge = 32
 	// largeObject is the object size of the large workload and of the
@@ -102,6 +103,13 @@ type Config struct {
 	// RowDuration is how long each row's workload runs; 0 means
 	// DefaultRowDuration.
 	RowDuration time.Duration
+	// Rounds is how many times each workload's rows are measured, every
+	// row once per round, a round after another; 0 means DefaultRounds.
+	// A shared machine's disk and cores change speed from one second to
+	// the next, so one measurement of a row can land in a slow spell its
+	// baseline missed: with several rounds each ratio is the median of
+	// the rounds' ratios, each to the baseline of its own round.
+	Rounds int
 	// Workloads and Setups span the rows; nil means DefaultWorkloads and
 	// DefaultSetups. Every workload runs against the local setup too,
 	// which is its baseline.
@@ -134,6 +142,9 @@ func (c Config) withDefaults() Config {
 	if c.RowDuration == 0 {
 		c.RowDuration = DefaultRowDuration
 	}
+	if c.Rounds == 0 {
+		c.Rounds = DefaultRounds
+	}
 	if c.Workloads == nil {
 		c.Workloads = DefaultWorkloads()
 	}
@@ -161,6 +172,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.RowDuration < 0 {
 		errs = append(errs, fmt.Errorf("benchtable: RowDuration is %v: use a positive duration such as 3s", c.RowDuration))
+	}
+	if c.Rounds < 0 || c.Rounds > 100 {
+		errs = append(errs, fmt.Errorf("benchtable: Rounds is %d: use 1 to 100 (an odd number gives a plain median)", c.Rounds))
 	}
 	for _, w := range c.Workloads {
 		if err := (loadgen.Config{Clients: w.Clients, ObjectsPerTxn: w.ObjectsPerTxn, ObjectSize: w.ObjectSize}).Validate(); err != nil {
@@ -210,6 +224,15 @@ type Row struct {
 	// one replica's), their mean duration over all of them; they count
 	// until the replicas applied the last commit. 0 where there are no
 	// such stores or no rounds.
+	// Rounds is how many measurements the row combines (Config.Rounds).
+	// With more than one, Ratio and P50Ratio are the medians of the
+	// rounds' ratios, RatioMin and RatioMax the range of the commit
+	// ratios, Result's counts and CPUPerCommit and the sync figures are
+	// pooled over the rounds, its latencies the medians of the rounds',
+	// and Lag the longest.
+	Rounds                int           `json:"rounds"`
+	RatioMin              float64       `json:"ratio_min,omitempty"`
+	RatioMax              float64       `json:"ratio_max,omitempty"`
 	SyncsPerCommit        float64       `json:"syncs_per_commit"`
 	SyncRound             time.Duration `json:"sync_round"`
 	ReplicaSyncsPerCommit float64       `json:"replica_syncs_per_commit"`
@@ -285,23 +308,18 @@ type runner struct {
 
 func (r *runner) run(ctx context.Context) error {
 	for _, w := range r.cfg.Workloads {
-		base, err := r.row(ctx, Setup{Local: true}, w, nil, false)
-		if err != nil {
-			return err
-		}
-		if r.cfg.Connect != nil {
-			if base, err = r.row(ctx, Setup{Local: true}, w, &base, true); err != nil {
+		rounds := make([][]Row, 0, r.cfg.Rounds)
+		for i := range r.cfg.Rounds {
+			rows, err := r.round(ctx, w, i)
+			if len(rows) > 0 {
+				rounds = append(rounds, rows)
+			}
+			if err != nil {
+				r.t.Rows = append(r.t.Rows, combineRounds(rounds)...)
 				return err
 			}
 		}
-		for _, s := range r.cfg.Setups {
-			if s.Local {
-				continue
-			}
-			if _, err := r.row(ctx, s, w, &base, r.cfg.Connect != nil); err != nil {
-				return err
-			}
-		}
+		r.t.Rows = append(r.t.Rows, combineRounds(rounds)...)
 	}
 	if r.cfg.CatchUpTxns > 0 {
 		return r.transfers(ctx)
@@ -309,16 +327,48 @@ func (r *runner) run(ctx context.Context) error {
 	return nil
 }
 
+// round measures every row of workload w once, the baselines first, and
+// returns them in the table's order (with the rows measured before an
+// error).
+func (r *runner) round(ctx context.Context, w Workload, i int) ([]Row, error) {
+	var rows []Row
+	add := func(s Setup, base *Row, connect bool) (Row, error) {
+		row, err := r.row(ctx, s, w, base, connect, i)
+		if err == nil {
+			rows = append(rows, row)
+		}
+		return row, err
+	}
+	base, err := add(Setup{Local: true}, nil, false)
+	if err != nil {
+		return rows, err
+	}
+	if r.cfg.Connect != nil {
+		if base, err = add(Setup{Local: true}, &base, true); err != nil {
+			return rows, err
+		}
+	}
+	for _, s := range r.cfg.Setups {
+		if s.Local {
+			continue
+		}
+		if _, err := add(s, &base, r.cfg.Connect != nil); err != nil {
+			return rows, err
+		}
+	}
+	return rows, nil
+}
+
 // tempDir makes the directory of one measurement; the caller removes it.
 func (r *runner) tempDir(name string) (string, error) {
 	return os.MkdirTemp(r.cfg.Dir, "repld-bench-"+name+"-")
 }
 
-// row measures workload w on setup s, through Config.Connect if connect
-// is set, and appends the row; base is the row its ratios are to (nil
-// while measuring the first baseline).
-func (r *runner) row(ctx context.Context, s Setup, w Workload, base *Row, connect bool) (Row, error) {
-	row := Row{Setup: s.String(), Replicas: s.Replicas, Mode: s.Mode.String(), Workload: w, Ratio: 1, P50Ratio: 1}
+// row measures workload w on setup s in round i, through Config.Connect
+// if connect is set; base is the row its ratios are to (nil while
+// measuring the first baseline).
+func (r *runner) row(ctx context.Context, s Setup, w Workload, base *Row, connect bool, i int) (Row, error) {
+	row := Row{Setup: s.String(), Replicas: s.Replicas, Mode: s.Mode.String(), Workload: w, Ratio: 1, P50Ratio: 1, Rounds: 1}
 	if s.Local || s.Replicas == 0 {
 		row.Mode = "-"
 	}
@@ -343,10 +393,9 @@ func (r *runner) row(ctx context.Context, s Setup, w Workload, base *Row, connec
 		row.Ratio = ratio(row.Result.CommitsPerSec(), base.Result.CommitsPerSec())
 		row.P50Ratio = ratio(float64(row.Result.Commit.P50), float64(base.Result.Commit.P50))
 	}
-	r.t.Rows = append(r.t.Rows, row)
 	roundUS, commitsPerSync := syncCells(row)
-	fmt.Fprintf(r.cfg.Progress, "%-22s %-8s %-7s %2d clients: %9.0f commits/s (×%.2f), p50 %v, lag %v, CPU %v per commit, sync rounds (primary/replica) %s µs, %s commits each\n",
-		row.Setup, row.Path, w.Name, w.Clients, row.Result.CommitsPerSec(), row.Ratio, row.Result.Commit.P50, row.Lag.Round(time.Millisecond), row.CPUPerCommit.Round(time.Microsecond),
+	fmt.Fprintf(r.cfg.Progress, "%s%-22s %-8s %-7s %2d clients: %9.0f commits/s (×%.2f), p50 %v, lag %v, CPU %v per commit, sync rounds (primary/replica) %s µs, %s commits each\n",
+		r.roundPrefix(i), row.Setup, row.Path, w.Name, w.Clients, row.Result.CommitsPerSec(), row.Ratio, row.Result.Commit.P50, row.Lag.Round(time.Millisecond), row.CPUPerCommit.Round(time.Microsecond),
 		roundUS, commitsPerSync)
 	return row, nil
 }

@@ -21,6 +21,7 @@ func TestRunSmallTable(t *testing.T) {
 	tab, err := Run(ctx, Config{
 		Dir:         t.TempDir(),
 		RowDuration: 100 * time.Millisecond,
+		Rounds:      3,
 		Workloads:   []Workload{{"small", 1, 1, 100}},
 		Setups:      []Setup{{Local: true}, {Mirror: true}, {Replicas: 1, Mode: primary.Applied}},
 		CatchUpTxns: 200,
@@ -43,6 +44,9 @@ func TestRunSmallTable(t *testing.T) {
 	for _, r := range tab.Rows {
 		if r.Result.Commits == 0 || r.Ratio <= 0 || r.P50Ratio <= 0 {
 			t.Fatalf("row %s measured nothing: %+v", r.Setup, r)
+		}
+		if r.Rounds != 3 || r.RatioMin > r.Ratio || r.Ratio > r.RatioMax {
+			t.Fatalf("row %s: %d rounds, ratio %.2f in %.2f–%.2f, want 3 rounds and the median within the range", r.Setup, r.Rounds, r.Ratio, r.RatioMin, r.RatioMax)
 		}
 		if _, ok := cputime.Process(); ok && r.CPUPerCommit <= 0 {
 			t.Fatalf("row %s: no CPU time per commit", r.Setup)
@@ -73,6 +77,9 @@ func TestRunSmallTable(t *testing.T) {
 	if len(tab.Targets) != 4 || tab.Targets[0].Source != "" || tab.Targets[1].Source == "" || tab.Targets[2].Source != "" || tab.Targets[3].Source == "" {
 		t.Fatalf("targets %+v", tab.Targets)
 	}
+	if !strings.HasSuffix(tab.Targets[1].Source, "median of 3 rounds") {
+		t.Fatalf("the 1-client latency target's source %q does not say it is a median", tab.Targets[1].Source)
+	}
 	if tab.Targets[1].Mirror <= 0 {
 		t.Fatalf("the 1-client latency target has no mirror figure: %+v", tab.Targets[1])
 	}
@@ -81,12 +88,12 @@ func TestRunSmallTable(t *testing.T) {
 	if err := tab.Print(&out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"SETUP", "SYNC µs", "COMMITS/SYNC", "local badger", "2 local, mirrored", "1 replica, applied", "small 1×100 B", "mirror, every commit on two local stores", "catch-up:", "full resync:", "targets:", "not measured"} {
+	for _, want := range []string{"SETUP", "SYNC µs", "COMMITS/SYNC", "local badger", "2 local, mirrored", "1 replica, applied", "small 1×100 B", "mirror, every commit on two local stores", "(MIN–MAX)", "catch-up:", "full resync:", "targets:", "not measured"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
 	}
-	for _, want := range []string{"catch-up of 200 transactions", "sync rounds (primary/replica)"} {
+	for _, want := range []string{"catch-up of 200 transactions", "sync rounds (primary/replica)", "round 3/3: 1 replica, applied"} {
 		if !strings.Contains(progress.String(), want) {
 			t.Errorf("progress lacks %q:\n%s", want, progress.String())
 		}
