@@ -38,6 +38,11 @@
 //     (storage.DeferredFinisher), so replicas apply and sync it while the
 //     local store syncs. Then, outside the commit lock, it waits for the
 //     local sync and for the sync policy, so concurrent commits pipeline.
+//     In applied mode a commit that finds others finishing waits for its
+//     replicas first and for the local sync after: the acknowledgement
+//     comes later than the local sync would end, and a round started then
+//     covers the commits written meanwhile, so the primary's disk (and a
+//     replica's, when they share one) sees fewer syncs.
 //     No caller hears of a commit before it is durable locally; a crash
 //     of the primary's machine (not just its process, whose writes the
 //     operating system keeps) can therefore leave a replica with a

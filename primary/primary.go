@@ -64,6 +64,9 @@ type Primary struct {
 	lastChosen atomic.Uint64
 	// lastSent is the TID of the last finish broadcast (written in turn).
 	lastSent atomic.Uint64
+	// finishing counts the commits written locally that have not
+	// returned: those waiting for their local sync or their replicas.
+	finishing atomic.Int64
 
 	commits, quarantines, notReplicated, sendErrors, protocolErrors, replayed atomic.Uint64
 

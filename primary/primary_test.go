@@ -2,11 +2,13 @@ package primary
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -465,5 +467,86 @@ func TestTxnAsksForReceived(t *testing.T) {
 	want := []string{"txn 1 wants received", "txn 2"}
 	if got := f.sentMethods(); !slices.Equal(got, want) {
 		t.Fatalf("r1 received %q; want %q", got, want)
+	}
+}
+
+// waitCounter is a store whose transactions count the local durability
+// waits the Primary makes (storage.FinishAtDeferred's wait).
+type waitCounter struct {
+	storage.Storage
+	waits atomic.Int64
+}
+
+func (s *waitCounter) Begin(ctx context.Context, meta storage.TxnMeta) (storage.Txn, error) {
+	txn, err := s.Storage.Begin(ctx, meta)
+	if err != nil {
+		return nil, err
+	}
+	return &waitCountingTxn{Txn: txn, s: s}, nil
+}
+
+type waitCountingTxn struct {
+	storage.Txn
+	s *waitCounter
+}
+
+func (t *waitCountingTxn) FinishAtDeferred(ctx context.Context, tid storage.TID, expect storage.Checksum) (storage.Commit, func() error, error) {
+	c, wait, err := storage.FinishAtDeferred(ctx, t.Txn, tid, expect)
+	return c, func() error { t.s.waits.Add(1); return wait() }, err
+}
+
+// In applied mode a lone commit waits for its local sync and its replicas
+// at once; a commit that finds others finishing waits for its replicas
+// first, so that its local sync round starts later and covers the
+// commits written meanwhile.
+func TestAppliedCommitSyncsAfterReplicas(t *testing.T) {
+	n := newTestNet(t)
+	store := &waitCounter{Storage: newMem(t)}
+	p, _ := n.openPrimary(store, t.TempDir(), func(c *Config) {
+		c.Sync = SyncPolicy{Mode: Applied, Replicas: 1, Timeout: time.Hour, WhenShort: Block}
+	})
+	f := n.join("r1", false) // applies, never acknowledges by itself
+	f.hello(1, 0, storage.Checksum{})
+	waitFor(t, "r1 healthy", func() bool { r, _ := replicaState(p, "r1"); return r.State == "healthy" })
+
+	type result struct {
+		c   storage.Commit
+		err error
+	}
+	commit := func(oid storage.OID) chan result {
+		done := make(chan result, 1)
+		go func() {
+			c, err := commitOne(t.Context(), p, oid, 0, []byte("x"))
+			done <- result{c, err}
+		}()
+		return done
+	}
+	a := commit(1)
+	waitFor(t, "the lone commit's local wait", func() bool { return store.waits.Load() == 1 })
+	b := commit(2)
+	waitFor(t, "the second commit at the replica", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.got) == 2
+	})
+	if p.finishing.Load() != 2 {
+		t.Fatalf("%d commits finishing, want both", p.finishing.Load())
+	}
+	if w := store.waits.Load(); w != 1 {
+		t.Fatalf("%d local waits before any acknowledgement, want only the lone commit's", w)
+	}
+	f.mu.Lock()
+	last := f.got[1].tid
+	f.mu.Unlock()
+	if err := f.sender.Send(t.Context(), f.to, &wire.Applied{TID: uint64(last)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, done := range []chan result{a, b} {
+		if r := <-done; r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+	if w := store.waits.Load(); w != 2 {
+		t.Fatalf("%d local waits, want one per commit", w)
 	}
 }

@@ -288,9 +288,10 @@ func (t *txn) finishAt(ctx context.Context, tid storage.TID, expect storage.Chec
 		p.lastChosen.Store(uint64(tid))
 	}
 	// The finish goes out as soon as the commit is written, in commit
-	// order: replicas apply and sync it while the local store syncs, so
-	// the two syncs overlap. The caller still hears of the commit only
-	// once it is durable here (and on the replicas its policy asks for).
+	// order: replicas apply and sync it while the local store syncs (or,
+	// see below, before), so the syncs overlap. The caller still hears of
+	// the commit only once it is durable here (and on the replicas its
+	// policy asks for).
 	c, durable, err := storage.FinishAtDeferred(ctx, t.inner, tid, expect)
 	if err != nil {
 		if errors.Is(err, storage.ErrTIDOrder) || errors.Is(err, storage.ErrChainMismatch) {
@@ -304,8 +305,24 @@ func (t *txn) finishAt(ctx context.Context, tid storage.TID, expect storage.Chec
 		return c, err
 	}
 	p.commits.Add(1)
+	others := p.finishing.Add(1) > 1
+	defer p.finishing.Add(-1)
 	durable = sync.OnceValue(durable)
-	t.outcome(&c, durable, p.policy(ctx).Mode == Received)
+	mode := p.policy(ctx).Mode
+	t.outcome(&c, durable, mode == Received)
+	if mode == Applied && others {
+		// The replicas' acknowledgement comes after a transfer, a write
+		// and a sync of theirs, later than the local sync would end:
+		// waiting for it first lets the local round start later and
+		// cover the commits written meanwhile, so both nodes' disks
+		// (one disk, when they share it) see fewer syncs. A lone commit
+		// has nothing to share its round with and syncs at once.
+		serr := p.waitSync(ctx, c.TID)
+		if err := durable(); err != nil {
+			return storage.Commit{}, err
+		}
+		return c, serr
+	}
 	if err := durable(); err != nil {
 		// Written and sent, but not durable here: the local store has
 		// failed, and the commit is not acknowledged.
