@@ -20,6 +20,16 @@ const (
 	largeObject = 200 << 10
 )
 
+// startThree starts the primary p1 (applied, k = 1) and the replicas r1
+// and r2 on hosts of their own, and waits until both are healthy.
+func (c *cluster) startThree() (p1, r1, r2 *node) {
+	p1 = c.startPrimary("p1")
+	r1, r2 = c.startReplica("r1", p1), c.startReplica("r2", p1)
+	c.waitReplicaState(p1, "r1", "healthy")
+	c.waitReplicaState(p1, "r2", "healthy")
+	return p1, r1, r2
+}
+
 // TestReplicationAcrossHosts runs a primary (applied, k = 1) and two
 // replicas on three hosts, commits through the network client from a
 // fourth (the test process), and checks that every node has the same
@@ -28,10 +38,7 @@ const (
 func TestReplicationAcrossHosts(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
-	p1 := c.startPrimary("p1")
-	r1, r2 := c.startReplica("r1", p1), c.startReplica("r2", p1)
-	c.waitReplicaState(p1, "r1", "healthy")
-	c.waitReplicaState(p1, "r2", "healthy")
+	p1, r1, r2 := c.startThree()
 
 	client := openClient(t, remote.Config{Primary: []string{p1.clientAddr()}, Replicas: []string{r1.clientAddr(), r2.clientAddr()}})
 	w := newWriter(client, t.Name())
@@ -103,10 +110,7 @@ func TestReplicaCutOffCatchesUp(t *testing.T) {
 // it catches up, and check it has everything.
 func isolatedReplica(t *testing.T, how string, isolate, restore func(*node)) {
 	c := newCluster(t)
-	p1 := c.startPrimary("p1")
-	r1, r2 := c.startReplica("r1", p1), c.startReplica("r2", p1)
-	c.waitReplicaState(p1, "r1", "healthy")
-	c.waitReplicaState(p1, "r2", "healthy")
+	p1, r1, r2 := c.startThree()
 	client := openClient(t, remote.Config{Primary: []string{p1.clientAddr()}})
 	w := newWriter(client, t.Name())
 	w.mustCommit(t, 10, smallObject, smallObject)
@@ -183,10 +187,7 @@ func isolatedReplica(t *testing.T, how string, isolate, restore func(*node)) {
 func TestPrimaryKilledReplicaPromoted(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
-	p1 := c.startPrimary("p1")
-	r1, r2 := c.startReplica("r1", p1), c.startReplica("r2", p1)
-	c.waitReplicaState(p1, "r1", "healthy")
-	c.waitReplicaState(p1, "r2", "healthy")
+	p1, r1, r2 := c.startThree()
 	client := openClient(t, remote.Config{Primary: []string{p1.clientAddr(), r1.clientAddr()}})
 	w := newWriter(client, t.Name())
 	w.mustCommit(t, 20, smallObject, smallObject)
