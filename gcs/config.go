@@ -18,6 +18,14 @@ const (
 	maxWindowMessages = 1 << 20
 )
 
+// Defaults of the failure detector's timings.
+const (
+	// DefaultHeartbeatInterval is Config.HeartbeatInterval's default.
+	DefaultHeartbeatInterval = 250 * time.Millisecond
+	// DefaultFailureTimeout is Config.FailureTimeout's default.
+	DefaultFailureTimeout = 3 * time.Second
+)
+
 // Config configures a Node. Start from DefaultConfig; a zero numeric field
 // takes its default, so only Name must be set.
 type Config struct {
@@ -85,8 +93,8 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	def(&c.MaxMessage, 102400)
-	defDur(&c.HeartbeatInterval, 250*time.Millisecond)
-	defDur(&c.FailureTimeout, 3*time.Second)
+	defDur(&c.HeartbeatInterval, DefaultHeartbeatInterval)
+	defDur(&c.FailureTimeout, DefaultFailureTimeout)
 	defDur(&c.SlowMemberTimeout, 5*time.Second)
 	def(&c.WindowMessages, 4096)
 	def(&c.WindowBytes, 16<<20)

@@ -79,6 +79,8 @@ func TestValidation(t *testing.T) {
 			[]string{`--listen "nowhere" is not host:port`}},
 		{"half of tls", nil, []string{"primary", "--data", "d", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--tls-cert", "c.pem"},
 			[]string{"--tls-cert, --tls-key and --tls-ca go together"}},
+		{"failure timeout too short", map[string]string{"REPLD_FAILURE_TIMEOUT": "100ms"}, []string{"replica", "--name", "r1", "--data", "d", "--admin", "127.0.0.1:0", "--primary", "127.0.0.1:1"},
+			[]string{"--failure-timeout 100ms is below 500ms", "set at least 500ms"}},
 		{"bad k", nil, []string{"primary", "--data", "d", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--sync-replicas", "0"},
 			[]string{"--sync-replicas 0"}},
 		{"bad sync from env", map[string]string{"REPLD_SYNC": "sometimes"}, []string{"primary"},

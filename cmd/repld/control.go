@@ -23,7 +23,7 @@ func openNode(ctx context.Context, o *nodeOptions, role node.Role, n node.Config
 	if err != nil {
 		return nil, nil, err
 	}
-	g, err := newGCSNode(o.name, o.listen, tlsCfg, log)
+	g, err := newGCSNode(o.name, o.listen, tlsCfg, o.failureTimeout, log)
 	if err != nil {
 		return nil, nil, err
 	}

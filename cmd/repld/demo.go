@@ -197,7 +197,7 @@ func (c *demoCluster) start(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	if c.pnode, err = newGCSNode("primary", "127.0.0.1:0", nil, c.log.Named("primary")); err != nil {
+	if c.pnode, err = newGCSNode("primary", "127.0.0.1:0", nil, 0, c.log.Named("primary")); err != nil {
 		return errors.Join(err, store.Close())
 	}
 	c.p, err = primary.Open(ctx, primary.Config{
@@ -228,7 +228,7 @@ func (c *demoCluster) startReplica(ctx context.Context, dir, name string) (*demo
 		return nil, err
 	}
 	fault := faultstore.New(inner)
-	node, err := newGCSNode(name, "127.0.0.1:0", nil, c.log.Named(name))
+	node, err := newGCSNode(name, "127.0.0.1:0", nil, 0, c.log.Named(name))
 	if err != nil {
 		return nil, errors.Join(err, fault.Close())
 	}

@@ -35,7 +35,9 @@ type nodeOptions struct {
 	tlsCert string
 	tlsKey  string
 	tlsCA   string
-	client  clientPort
+	// failureTimeout is how long a silent peer stays a member (gcs).
+	failureTimeout time.Duration
+	client         clientPort
 	// local is the store the node opened last, for its metrics.
 	local localStore
 }
@@ -48,6 +50,8 @@ func (o *nodeOptions) addFlags(fs *pflag.FlagSet, listenUsage, listenDefault str
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate of this node, for mutual TLS between nodes (with --tls-key and --tls-ca)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&o.tlsCA, "tls-ca", "", "PEM bundle of the CA that signs every node's certificate")
+	fs.DurationVar(&o.failureTimeout, "failure-timeout", gcs.DefaultFailureTimeout,
+		fmt.Sprintf("how long a peer (the primary, a replica) may stay silent before it is taken for gone: shorter notices a lost node sooner, longer rides out pauses; at least %v, the same on every node", minFailureTimeout))
 	o.client.addFlag(fs)
 }
 
@@ -90,8 +94,15 @@ func (o *nodeOptions) validate() error {
 	if set != 0 && set != 3 {
 		errs = append(errs, errors.New("--tls-cert, --tls-key and --tls-ca go together: set all three for mutual TLS, or none for plain TCP"))
 	}
+	if o.failureTimeout < minFailureTimeout {
+		errs = append(errs, fmt.Errorf("--failure-timeout %v is below %v (two heartbeats of the group layer): set at least %v, or leave the default %v", o.failureTimeout, minFailureTimeout, minFailureTimeout, gcs.DefaultFailureTimeout))
+	}
 	return errors.Join(errs...)
 }
+
+// minFailureTimeout is the shortest --failure-timeout: gcs needs two
+// heartbeat intervals of silence to tell a lost peer from a quiet one.
+const minFailureTimeout = 2 * gcs.DefaultHeartbeatInterval
 
 func (o *nodeOptions) tlsConfig() (*tcptransport.TLSConfig, error) {
 	if o.tlsCert == "" {
@@ -116,8 +127,9 @@ func openStore(ctx context.Context, data string, log *zap.Logger) (*badgerstore.
 	return s, nil
 }
 
-// newGCSNode starts a gcs node on a TCP listener (TLS when tlsCfg is set).
-func newGCSNode(name, listen string, tlsCfg *tcptransport.TLSConfig, log *zap.Logger) (*gcs.Node, error) {
+// newGCSNode starts a gcs node on a TCP listener (TLS when tlsCfg is set);
+// a zero failureTimeout takes gcs's default.
+func newGCSNode(name, listen string, tlsCfg *tcptransport.TLSConfig, failureTimeout time.Duration, log *zap.Logger) (*gcs.Node, error) {
 	tcfg := tcptransport.DefaultConfig()
 	tcfg.Address = listen
 	tcfg.TLS = tlsCfg
@@ -127,6 +139,9 @@ func newGCSNode(name, listen string, tlsCfg *tcptransport.TLSConfig, log *zap.Lo
 	}
 	gcfg := gcs.DefaultConfig(name)
 	gcfg.Logger = gcsLogger(log)
+	if failureTimeout != 0 {
+		gcfg.FailureTimeout = failureTimeout
+	}
 	node, err := gcs.NewNode(gcfg, layer)
 	if err != nil {
 		_ = layer.Close()

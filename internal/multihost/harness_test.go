@@ -30,6 +30,11 @@ const (
 	adminPort  = "7080"
 )
 
+// failureTimeout is every node's --failure-timeout: a lost host is
+// noticed within about twice that (the silent link closes, then the
+// member is removed), not the default's six seconds.
+const failureTimeout = "1s"
+
 // Bounds of the harness's waits and requests.
 const (
 	// startTimeout bounds a node's start until its admin endpoint answers.
@@ -144,7 +149,7 @@ func (c *cluster) start(name string, args ...string) *node {
 	run := []string{"run", "--detach", "--name", n.container, "--network", c.network,
 		"--label", runLabel + "=" + c.s.runID, c.s.image}
 	run = append(run, args...)
-	run = append(run, "--data", "/data", "--log-format", "json",
+	run = append(run, "--data", "/data", "--log-format", "json", "--failure-timeout", failureTimeout,
 		"--listen", "0.0.0.0:"+gcsPort, "--client", "0.0.0.0:"+clientPort, "--admin", "0.0.0.0:"+adminPort)
 	if _, err := docker(c.t.Context(), dockerTimeout, run...); err != nil {
 		c.t.Fatal(err)
