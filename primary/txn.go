@@ -314,9 +314,10 @@ func (t *txn) finishAt(ctx context.Context, tid storage.TID, expect storage.Chec
 		// The replicas' acknowledgement comes after a transfer, a write
 		// and a sync of theirs, later than the local sync would end:
 		// waiting for it first lets the local round start later and
-		// cover the commits written meanwhile, so both nodes' disks
-		// (one disk, when they share it) see fewer syncs. A lone commit
-		// has nothing to share its round with and syncs at once.
+		// cover the commits written meanwhile, so the primary issues
+		// fewer syncs (and leaves more of the disk to the replicas when
+		// they share it). A lone commit has nothing to share its round
+		// with and syncs at once.
 		serr := p.waitSync(ctx, c.TID)
 		if err := durable(); err != nil {
 			return storage.Commit{}, err
