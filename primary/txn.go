@@ -310,26 +310,27 @@ func (t *txn) finishAt(ctx context.Context, tid storage.TID, expect storage.Chec
 	durable = sync.OnceValue(durable)
 	mode := p.policy(ctx).Mode
 	t.outcome(&c, durable, mode == Received)
-	if mode == Applied && others {
-		// The replicas' acknowledgement comes after a transfer, a write
-		// and a sync of theirs, later than the local sync would end:
-		// waiting for it first lets the local round start later and
-		// cover the commits written meanwhile, so the primary issues
-		// fewer syncs (and leaves more of the disk to the replicas when
-		// they share it). A lone commit has nothing to share its round
-		// with and syncs at once.
-		serr := p.waitSync(ctx, c.TID)
-		if err := durable(); err != nil {
-			return storage.Commit{}, err
-		}
-		return c, serr
+	// The replicas' acknowledgement comes after a transfer, a write and a
+	// sync of theirs, later than the local sync would end: in applied
+	// mode, a commit among others waits for it first, so that the local
+	// round starts later and covers the commits written meanwhile, and the
+	// primary issues fewer syncs (leaving more of the disk to the replicas
+	// when they share it). A lone commit has nothing to share its round
+	// with and syncs at once.
+	replicasFirst := mode == Applied && others
+	var serr error
+	if replicasFirst {
+		serr = p.waitSync(ctx, c.TID)
 	}
 	if err := durable(); err != nil {
 		// Written and sent, but not durable here: the local store has
 		// failed, and the commit is not acknowledged.
 		return storage.Commit{}, err
 	}
-	return c, p.waitSync(ctx, c.TID)
+	if !replicasFirst {
+		serr = p.waitSync(ctx, c.TID)
+	}
+	return c, serr
 }
 
 // Abort aborts locally and on the replicas.

@@ -2,10 +2,12 @@ package benchtable
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
 	"github.com/repld/repld/internal/loadgen"
+	"github.com/repld/repld/storage/badgerstore"
 )
 
 // roundPrefix starts round i's progress lines when there are several.
@@ -55,8 +57,11 @@ func combineRow(samples []Row) Row {
 	row.RatioMin, row.RatioMax = slices.Min(ratios), slices.Max(ratios)
 	row.P50Ratio = median(field(func(s Row) float64 { return s.P50Ratio }))
 
-	var res loadgen.Result
-	var cpu, syncs, syncTime, rSyncs, rSyncTime float64
+	var (
+		res               loadgen.Result
+		cpu               time.Duration
+		primary, replicas badgerstore.SyncStats
+	)
 	for _, s := range samples {
 		r := s.Result
 		res.Clients = r.Clients
@@ -68,29 +73,30 @@ func combineRow(samples []Row) Row {
 		res.Reads += r.Reads
 		res.ReadBytes += r.ReadBytes
 		res.LastTID = max(res.LastTID, r.LastTID)
-		n := float64(r.Commits)
-		cpu += float64(s.CPUPerCommit) * n
-		syncs += s.SyncsPerCommit * n
-		syncTime += s.SyncsPerCommit * n * float64(s.SyncRound)
-		rSyncs += s.ReplicaSyncsPerCommit * n
-		rSyncTime += s.ReplicaSyncsPerCommit * n * float64(s.ReplicaSyncRound)
+		cpu += s.CPUPerCommit * time.Duration(r.Commits)
+		primary = addSyncs(primary, s.SyncsPerCommit, s.SyncRound, r.Commits)
+		replicas = addSyncs(replicas, s.ReplicaSyncsPerCommit, s.ReplicaSyncRound, r.Commits)
 		row.Lag = max(row.Lag, s.Lag)
 	}
 	res.Commit = combineLatency(samples, func(s Row) loadgen.Latency { return s.Result.Commit })
 	res.Read = combineLatency(samples, func(s Row) loadgen.Latency { return s.Result.Read })
 	row.Result = res
-	row.CPUPerCommit, row.SyncsPerCommit, row.SyncRound, row.ReplicaSyncsPerCommit, row.ReplicaSyncRound = 0, 0, 0, 0, 0
-	if n := float64(res.Commits); n > 0 {
-		row.CPUPerCommit = time.Duration(cpu / n)
-		row.SyncsPerCommit, row.ReplicaSyncsPerCommit = syncs/n, rSyncs/n
+	row.CPUPerCommit = 0
+	if res.Commits > 0 {
+		row.CPUPerCommit = cpu / time.Duration(res.Commits)
 	}
-	if syncs > 0 {
-		row.SyncRound = time.Duration(syncTime / syncs)
-	}
-	if rSyncs > 0 {
-		row.ReplicaSyncRound = time.Duration(rSyncTime / rSyncs)
-	}
+	row.SyncsPerCommit, row.SyncRound = syncsPer(badgerstore.SyncStats{}, primary, res.Commits)
+	row.ReplicaSyncsPerCommit, row.ReplicaSyncRound = syncsPer(badgerstore.SyncStats{}, replicas, res.Commits)
 	return row
+}
+
+// addSyncs adds to total the sync rounds a measurement of commits
+// commits reported as rounds per commit and their mean duration.
+func addSyncs(total badgerstore.SyncStats, perCommit float64, round time.Duration, commits uint64) badgerstore.SyncStats {
+	n := uint64(math.Round(perCommit * float64(commits)))
+	total.Rounds += n
+	total.Time += round * time.Duration(n)
+	return total
 }
 
 // combineLatency combines the rounds' latencies: counts add up, the

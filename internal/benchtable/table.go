@@ -409,12 +409,17 @@ func (r *runner) local(ctx context.Context, dir string, lc loadgen.Config, row *
 	}
 	defer func() { err = errors.Join(err, store.Close()) }()
 	row.Path = "local"
-	s, release, err := r.connect(ctx, store, connect, row)
+	return r.runLocal(ctx, store, syncMeter{primary: store}, lc, row, connect)
+}
+
+// runLocal runs lc against target, a setup of local stores whose sync
+// rounds m reads, in process or through Config.Connect.
+func (r *runner) runLocal(ctx context.Context, target storage.Storage, m syncMeter, lc loadgen.Config, row *Row, connect bool) (err error) {
+	s, release, err := r.connect(ctx, target, connect, row)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, release()) }()
-	m := syncMeter{primary: store}
 	before := m.read()
 	if err := runLoad(ctx, s, lc, row); err != nil {
 		return err
@@ -434,18 +439,7 @@ func (r *runner) mirrored(ctx context.Context, dir string, lc loadgen.Config, ro
 		defer func() { err = errors.Join(err, stores[i].Close()) }()
 	}
 	row.Path, row.Replicas = "local", 1
-	s, release, err := r.connect(ctx, newMirror(stores[0], stores[1]), connect, row)
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, release()) }()
-	m := syncMeter{primary: stores[0], replicas: stores[1:]}
-	before := m.read()
-	if err := runLoad(ctx, s, lc, row); err != nil {
-		return err
-	}
-	m.record(before, row)
-	return nil
+	return r.runLocal(ctx, newMirror(stores[0], stores[1]), syncMeter{primary: stores[0], replicas: stores[1:]}, lc, row, connect)
 }
 
 // connect returns the storage a row's clients use: store itself, or, if

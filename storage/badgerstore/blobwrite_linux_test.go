@@ -60,7 +60,11 @@ func TestWriteBlobFileRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if err := s.writeDirect(f, data, 1000); !errors.Is(err, errDirectRefused) {
+	switch err := s.writeDirect(f, data, 1000); {
+	case err == nil:
+		// tmpfs, for one, takes O_DIRECT writes of any alignment.
+		t.Skip("this file system takes unaligned direct writes: nothing to refuse")
+	case !errors.Is(err, errDirectRefused):
 		t.Fatalf("direct write with 1000-byte alignment: %v, want %v", err, errDirectRefused)
 	}
 	if fi, err := f.Stat(); err != nil || fi.Size() != 0 {
